@@ -18,6 +18,9 @@ use super::connection::{ConnectionActor, ConnectionArgs};
 use super::{GatewayMsg, Shared};
 use crate::protocol::{Encoding, MSGPACK_SUBPROTOCOL};
 
+/// Bytes read from a client socket per system call.
+const READ_CHUNK: usize = 8 * 1024;
+
 #[derive(Clone)]
 struct AppState {
     shared: Arc<Shared>,
@@ -67,6 +70,10 @@ async fn root(
         .max_message_size(policy.max_payload)
         .max_frame_size(policy.max_payload)
         .max_write_buffer_size(policy.max_buffered_bytes)
+        // tungstenite's 128 KiB defaults would cost ~256 KiB per idle client; frames
+        // larger than these chunk sizes are still read and written whole.
+        .read_buffer_size(READ_CHUNK)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| accept(app, socket, remote))
 }
 

@@ -1,0 +1,202 @@
+//! The command line: `pincer <command>`. Every flag documented here is what `--help` shows.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pincer",
+    version,
+    about = "Pincer: a self-hosted personal AI assistant gateway",
+    long_about = "Pincer connects your chat apps to LLM agents from one small daemon on your own machine.\n\
+                  State lives in ~/.pincer (PINCER_HOME overrides; --profile NAME uses ~/.pincer-NAME).\n\n\
+                  Start here: `pincer onboard --yes`, then `pincer gateway`."
+)]
+pub struct Cli {
+    /// Use the state directory ~/.pincer-NAME instead of ~/.pincer
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Log output: human-readable on a terminal and JSON lines otherwise (auto), or forced
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+
+    /// Log level or filter (trace, debug, info, warn, error); overrides the config's
+    /// logging.level; RUST_LOG overrides both
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway daemon in the foreground (same as `pincer gateway run`), or call it
+    Gateway(GatewayCmd),
+    /// Ask a running gateway whether it is healthy (the `health` method)
+    Health(ClientArgs),
+    /// Show a running gateway's status (the `status` method)
+    Status(ClientArgs),
+    /// Read, change or check the config file (pincer.json)
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Check the config, state directory, port, token and Docker; exits 1 on problems
+    Doctor {
+        /// Print the findings as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a commented default config and the workspace files
+    Onboard {
+        /// Do not ask anything; accept the defaults
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Overwrite an existing pincer.json (the old one is kept as pincer.json.bak)
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct GatewayCmd {
+    #[command(subcommand)]
+    pub sub: Option<GatewaySub>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GatewaySub {
+    /// Run the gateway daemon in the foreground
+    Run(RunArgs),
+    /// Call one RPC method on a running gateway and print its result
+    Call(CallArgs),
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct RunArgs {
+    /// Port to listen on (0 picks a free one); beats PINCER_GATEWAY_PORT and gateway.port
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Address to bind: loopback, lan, or an IP address; beats gateway.bind
+    #[arg(long, value_name = "BIND")]
+    pub bind: Option<String>,
+    /// Debug aid: make supervised actors fail on purpose, e.g. `gateway:panic@3`
+    /// (panic at its 3rd message), `config-watcher:error@1`; repeatable
+    #[arg(long = "inject-fault", value_name = "ACTOR:KIND@N")]
+    pub faults: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Gateway URL (default: ws://127.0.0.1:<port from the config>)
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Shared gateway token (default: the config's or the state directory's token)
+    #[arg(
+        long,
+        env = "PINCER_GATEWAY_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Gateway password, for gateways with gateway.auth.mode = "password"
+    #[arg(
+        long,
+        env = "PINCER_GATEWAY_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub password: Option<String>,
+    /// Print the raw JSON result
+    #[arg(long)]
+    pub json: bool,
+    /// Give up after this many milliseconds
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Method name, e.g. health, status, config.get
+    pub method: String,
+    /// Params as a JSON (or JSON5) object
+    #[arg(long, value_name = "JSON")]
+    pub params: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the config (secrets redacted), or one value by dotted key
+    Get {
+        /// Dotted key, e.g. gateway.port
+        key: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set one value by dotted key; the value is JSON5 (bare words are strings)
+    Set {
+        /// Dotted key, e.g. gateway.port
+        key: String,
+        /// New value, e.g. 18790, true, "text" or {a: 1}
+        value: String,
+    },
+    /// Check the config file and report every problem with its line
+    Validate {
+        /// Print the findings as JSON
+        #[arg(long)]
+        json: bool,
+        /// File to check instead of the state directory's pincer.json
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn gateway_alone_and_gateway_run_both_run_the_daemon() {
+        let cli = Cli::try_parse_from(["pincer", "gateway", "--port", "1234"]).unwrap();
+        let Command::Gateway(g) = cli.command else {
+            panic!()
+        };
+        assert!(g.sub.is_none());
+        assert_eq!(g.run.port, Some(1234));
+        let cli = Cli::try_parse_from(["pincer", "gateway", "run", "--port", "5"]).unwrap();
+        let Command::Gateway(g) = cli.command else {
+            panic!()
+        };
+        assert!(matches!(
+            g.sub,
+            Some(GatewaySub::Run(RunArgs { port: Some(5), .. }))
+        ));
+        let cli = Cli::try_parse_from([
+            "pincer", "gateway", "call", "health", "--json", "--url", "ws://x",
+        ])
+        .unwrap();
+        let Command::Gateway(g) = cli.command else {
+            panic!()
+        };
+        assert!(
+            matches!(g.sub, Some(GatewaySub::Call(CallArgs { ref method, .. })) if method == "health")
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! The `pincer` composition root: command line, config loading, telemetry, and the
+//! supervision tree that runs the daemon. Domain actors live in `pincer-actors`, the
+//! generic supervisor in `pincer-supervision`.
+
+pub mod cli;
+pub mod client;
+pub mod daemon;
+pub mod setup;
+pub mod telemetry;
