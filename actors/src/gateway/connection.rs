@@ -69,6 +69,11 @@ pub struct ConnectionState {
     permits: Arc<Semaphore>,
     phase: Phase,
     seq: u64,
+    /// Frames are fed to the socket as they are produced and flushed by a `Flush`
+    /// self-message, which runs after everything already queued: a burst of pipelined
+    /// requests costs one write system call instead of one per response.
+    flush_pending: bool,
+    myself: ActorRef<ConnMsg>,
     remote: SocketAddr,
     encoding: Encoding,
     conn_id: Arc<str>,
@@ -98,6 +103,8 @@ pub enum ConnMsg {
 pub enum Internal {
     HandshakeTimeout,
     Tick,
+    /// Write out what was fed to the socket.
+    Flush,
 }
 
 /// Why reading from the socket failed.
@@ -135,6 +142,8 @@ impl Actor for ConnectionActor {
             permits,
             phase: Phase::AwaitingConnect,
             seq: 0,
+            flush_pending: false,
+            myself: myself.clone(),
             remote: args.remote,
             encoding: args.encoding,
             conn_id: args.conn_id,
@@ -206,6 +215,12 @@ impl Actor for ConnectionActor {
                             &format!("handshake timeout: no connect request within {secs}s"),
                         )
                         .await;
+                }
+            }
+            ConnMsg::Internal(Internal::Flush) => {
+                state.flush_pending = false;
+                if let Err(e) = state.sink.flush().await {
+                    debug!(conn_id = %state.conn_id, error = %e, "socket flush failed");
                 }
             }
             ConnMsg::Internal(Internal::Tick) => {
@@ -635,8 +650,13 @@ impl ConnectionState {
             ),
             Encoding::MsgPack => Message::Binary(bytes.into()),
         };
-        if let Err(e) = self.sink.send(msg).await {
+        if let Err(e) = self.sink.feed(msg).await {
             debug!(conn_id = %self.conn_id, error = %e, "socket write failed");
+            return;
+        }
+        if !self.flush_pending {
+            self.flush_pending = true;
+            let _ = self.myself.cast(ConnMsg::Internal(Internal::Flush));
         }
     }
 

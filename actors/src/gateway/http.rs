@@ -20,6 +20,8 @@ use crate::protocol::{Encoding, MSGPACK_SUBPROTOCOL};
 
 /// Bytes read from a client socket per system call.
 const READ_CHUNK: usize = 8 * 1024;
+/// Bytes buffered before a write is forced even without a flush.
+const WRITE_BATCH: usize = 32 * 1024;
 
 #[derive(Clone)]
 struct AppState {
@@ -71,9 +73,10 @@ async fn root(
         .max_frame_size(policy.max_payload)
         .max_write_buffer_size(policy.max_buffered_bytes)
         // tungstenite's 128 KiB defaults would cost ~256 KiB per idle client; frames
-        // larger than these chunk sizes are still read and written whole.
+        // larger than these sizes are still read and written whole. Writes are flushed
+        // explicitly by the connection actor (see `Internal::Flush`).
         .read_buffer_size(READ_CHUNK)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BATCH)
         .on_upgrade(move |socket| accept(app, socket, remote))
 }
 
