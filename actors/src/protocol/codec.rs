@@ -38,6 +38,15 @@ pub fn decode_request(
     encoding: Encoding,
     bytes: &[u8],
 ) -> Result<RequestFrame, (Option<String>, FrameError)> {
+    // Fast path: a well-formed request decodes straight into the frame type.
+    let direct = match encoding {
+        Encoding::Json => serde_json::from_slice::<RequestFrame>(bytes).ok(),
+        Encoding::MsgPack => rmp_serde::from_slice::<RequestFrame>(bytes).ok(),
+    };
+    if let Some(frame) = direct.filter(|f| f.kind == "req") {
+        return Ok(frame);
+    }
+    // Slow path: work out what is wrong, for a message that helps the client.
     let value: serde_json::Value = match encoding {
         Encoding::Json => serde_json::from_slice(bytes).map_err(|e| {
             (
