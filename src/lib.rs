@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod daemon;
 pub mod setup;
 pub mod telemetry;

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pincer::cli::{Cli, Command, GatewaySub};
+use pincer::commands;
 use pincer::setup::Globals;
 
 fn main() -> ExitCode {
@@ -26,8 +27,10 @@ fn main() -> ExitCode {
             Command::Gateway(g) => match g.sub {
                 None => pincer::daemon::main(&globals, g.run).await,
                 Some(GatewaySub::Run(run)) => pincer::daemon::main(&globals, run).await,
-                Some(GatewaySub::Call(_)) => ExitCode::from(2),
+                Some(GatewaySub::Call(call)) => commands::call(&globals, call).await,
             },
+            Command::Health(args) => commands::health(&globals, args).await,
+            Command::Status(args) => commands::status(&globals, args).await,
             _ => ExitCode::from(2),
         }
     })

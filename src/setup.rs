@@ -41,3 +41,24 @@ pub fn prepare(globals: &Globals, run: &RunArgs) -> Result<Prepared, String> {
         settings: GatewaySettings::default(),
     })
 }
+
+/// Where and how a client command reaches the gateway.
+pub struct ClientTarget {
+    pub url: String,
+    pub token: Option<String>,
+    pub password: Option<String>,
+}
+
+pub fn client_target(
+    _globals: &Globals,
+    args: &crate::cli::ClientArgs,
+) -> Result<ClientTarget, String> {
+    Ok(ClientTarget {
+        url: args
+            .url
+            .clone()
+            .unwrap_or_else(|| "ws://127.0.0.1:18789/".into()),
+        token: args.token.clone(),
+        password: args.password.clone(),
+    })
+}
