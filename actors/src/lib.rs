@@ -2,6 +2,10 @@
 //!
 //! - [`protocol`]: wire frames of the OpenClaw-compatible control plane (no I/O).
 //! - [`gateway`]: the listener, one actor per client, the method registry.
+//! - [`config`]: `pincer.json`, validation, hot reload, the state directory.
+//! - [`store`]: `state.redb`, schema version and migrations, the single-gateway lock.
 
+pub mod config;
 pub mod gateway;
 pub mod protocol;
+pub mod store;

@@ -450,15 +450,17 @@ impl ConnectionState {
         let joined = self
             .gateway
             .call(
-                |reply| GatewayMsg::Join {
-                    conn: myself.clone(),
-                    conn_id: self.conn_id.clone(),
-                    remote: self.remote,
-                    role: params.role.clone(),
-                    scopes: params.scopes.clone(),
-                    auth: params.auth.clone(),
-                    presence,
-                    reply,
+                |reply| {
+                    GatewayMsg::Join(Box::new(super::JoinRequest {
+                        conn: myself.clone(),
+                        conn_id: self.conn_id.clone(),
+                        remote: self.remote,
+                        role: params.role.clone(),
+                        scopes: params.scopes.clone(),
+                        auth: params.auth.clone(),
+                        presence,
+                        reply,
+                    }))
                 },
                 Some(self.shared.settings.handshake_timeout),
             )

@@ -176,19 +176,22 @@ pub struct GatewayStatus {
     pub state_version: StateVersion,
 }
 
+/// A connection's `connect`, as the gateway sees it.
+pub struct JoinRequest {
+    pub conn: ActorRef<ConnMsg>,
+    pub conn_id: Arc<str>,
+    pub remote: SocketAddr,
+    pub role: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub auth: Option<ConnectAuth>,
+    pub presence: PresenceEntry,
+    pub reply: RpcReplyPort<Result<Joined, AuthRefusal>>,
+}
+
 pub enum GatewayMsg {
     /// A client sent `connect`: check its credentials (rate-limited per address), then
     /// record its presence and answer with the snapshot.
-    Join {
-        conn: ActorRef<ConnMsg>,
-        conn_id: Arc<str>,
-        remote: SocketAddr,
-        role: Option<String>,
-        scopes: Option<Vec<String>>,
-        auth: Option<ConnectAuth>,
-        presence: PresenceEntry,
-        reply: RpcReplyPort<Result<Joined, AuthRefusal>>,
-    },
+    Join(Box<JoinRequest>),
     /// The presence list (`system-presence`).
     Presence {
         reply: RpcReplyPort<Vec<PresenceEntry>>,
@@ -325,16 +328,17 @@ impl Actor for GatewayActor {
         state: &mut GatewayState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            GatewayMsg::Join {
-                conn,
-                conn_id,
-                remote,
-                role,
-                scopes,
-                auth,
-                presence,
-                reply,
-            } => {
+            GatewayMsg::Join(join) => {
+                let JoinRequest {
+                    conn,
+                    conn_id,
+                    remote,
+                    role,
+                    scopes,
+                    auth,
+                    presence,
+                    reply,
+                } = *join;
                 let result =
                     state.on_join(conn, conn_id, remote.ip(), role, scopes, auth, presence);
                 let _ = reply.send(result);

@@ -1,0 +1,345 @@
+//! The store: `state.redb`, with a schema version and an ordered migration path, plus the
+//! lock that keeps a second gateway off the same state directory.
+//!
+//! Later capabilities add their tables through migrations here; a store written by a newer
+//! Pincer is refused rather than misread.
+
+mod lock;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+pub use lock::GatewayLock;
+
+/// `meta`: schema version and other facts about the file itself.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// `gateway`: facts about the gateway's life (start and clean-stop times, ms since epoch).
+const GATEWAY: TableDefinition<&str, u64> = TableDefinition::new("gateway");
+
+/// The schema version this build writes.
+pub const CURRENT_SCHEMA_VERSION: u64 = 1;
+
+/// One step of the migration path, run in its own write transaction.
+pub struct Migration {
+    pub from: u64,
+    pub to: u64,
+    pub description: &'static str,
+    pub run: fn(&WriteTransaction) -> Result<(), redb::Error>,
+}
+
+/// Every migration, oldest first. A new file starts at 0 and walks the whole path.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    from: 0,
+    to: 1,
+    description: "create the meta and gateway tables",
+    run: |tx| {
+        tx.open_table(META)?;
+        tx.open_table(GATEWAY)?;
+        Ok(())
+    },
+}];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "{path} is open in another process (is another pincer gateway running on this state directory?); stop it or use --profile"
+    )]
+    Locked { path: PathBuf },
+    #[error(
+        "another pincer gateway (pid {pid}) is already running on state directory {dir}; stop it, or start this one with --profile NAME"
+    )]
+    AnotherGateway { pid: String, dir: PathBuf },
+    #[error(
+        "{path} has schema version {found} but this pincer supports up to {supported}; upgrade pincer or restore a backup of the state directory"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+    #[error(
+        "{path} is damaged ({detail}); move it aside (mv {path} {path}.broken) to start with an empty store, or restore a backup"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("migration {from}->{to} ({description}) of {path} failed: {source}")]
+    Migration {
+        path: PathBuf,
+        from: u64,
+        to: u64,
+        description: &'static str,
+        source: Box<redb::Error>,
+    },
+    #[error("store {path}: {source}")]
+    Db {
+        path: PathBuf,
+        source: Box<redb::Error>,
+    },
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A cheap-to-clone handle to the open database.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, MIGRATIONS, CURRENT_SCHEMA_VERSION)
+    }
+
+    /// `open` with an explicit migration path (tests use fake ones).
+    pub fn open_with(
+        path: &Path,
+        migrations: &[Migration],
+        current: u64,
+    ) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(|e| classify(path, e))?;
+        let store = Self {
+            db: Arc::new(db),
+            path: path.to_owned(),
+        };
+        let found = store.schema_version()?;
+        if found > current {
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found,
+                supported: current,
+            });
+        }
+        let mut version = found;
+        for m in migrations
+            .iter()
+            .filter(|m| m.from >= found && m.to <= current)
+        {
+            if m.from != version {
+                continue;
+            }
+            let fail = |source: redb::Error| StoreError::Migration {
+                path: path.to_owned(),
+                from: m.from,
+                to: m.to,
+                description: m.description,
+                source: Box::new(source),
+            };
+            let tx = store.db.begin_write().map_err(|e| fail(e.into()))?;
+            (m.run)(&tx).map_err(fail)?;
+            {
+                let mut meta = tx.open_table(META).map_err(|e| fail(e.into()))?;
+                meta.insert("schema_version", m.to)
+                    .map_err(|e| fail(e.into()))?;
+            }
+            tx.commit().map_err(|e| fail(e.into()))?;
+            tracing::info!(path = %path.display(), from = m.from, to = m.to, what = m.description, "store migrated");
+            version = m.to;
+        }
+        if version != current {
+            return Err(StoreError::Io(format!(
+                "{}: no migration path from schema version {version} to {current}",
+                path.display()
+            )));
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e.into()))?;
+        let table = match tx.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(self.err(e.into())),
+        };
+        Ok(table
+            .get("schema_version")
+            .map_err(|e| self.err(e.into()))?
+            .map(|v| v.value())
+            .unwrap_or(0))
+    }
+
+    /// Records a start. Returns whether the previous run stopped cleanly (`None` on the
+    /// first start).
+    pub fn record_start(&self, now_ms: u64) -> Result<Option<bool>, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e.into()))?;
+        let previous = {
+            let mut t = tx.open_table(GATEWAY).map_err(|e| self.err(e.into()))?;
+            let started = t
+                .get("last_start_ms")
+                .map_err(|e| self.err(e.into()))?
+                .map(|v| v.value());
+            let stopped = t
+                .get("last_clean_stop_ms")
+                .map_err(|e| self.err(e.into()))?
+                .map(|v| v.value());
+            t.insert("last_start_ms", now_ms)
+                .map_err(|e| self.err(e.into()))?;
+            started.map(|s| stopped.is_some_and(|st| st >= s))
+        };
+        tx.commit().map_err(|e| self.err(e.into()))?;
+        Ok(previous)
+    }
+
+    /// Records a clean stop; the next `record_start` reports it.
+    pub fn record_clean_shutdown(&self, now_ms: u64) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e.into()))?;
+        {
+            let mut t = tx.open_table(GATEWAY).map_err(|e| self.err(e.into()))?;
+            t.insert("last_clean_stop_ms", now_ms)
+                .map_err(|e| self.err(e.into()))?;
+        }
+        tx.commit().map_err(|e| self.err(e.into()))
+    }
+
+    fn err(&self, source: redb::Error) -> StoreError {
+        StoreError::Db {
+            path: self.path.clone(),
+            source: Box::new(source),
+        }
+    }
+}
+
+fn classify(path: &Path, e: redb::DatabaseError) -> StoreError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+            path: path.to_owned(),
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+            StoreError::Corrupt {
+                path: path.to_owned(),
+                detail,
+            }
+        }
+        redb::DatabaseError::UpgradeRequired(v) => StoreError::Corrupt {
+            path: path.to_owned(),
+            detail: format!("written in an older redb file format {v}"),
+        },
+        other => {
+            let text = other.to_string();
+            if text.contains("orrupt") || text.contains("magic") || text.contains("invalid") {
+                StoreError::Corrupt {
+                    path: path.to_owned(),
+                    detail: text,
+                }
+            } else {
+                StoreError::Db {
+                    path: path.to_owned(),
+                    source: Box::new(other.into()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_store_walks_the_migration_path_and_reopens_at_the_current_version() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("state.redb");
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), CURRENT_SCHEMA_VERSION);
+        assert_eq!(s.record_start(10).unwrap(), None, "first start");
+        drop(s);
+        let s = Store::open(&p).unwrap();
+        assert_eq!(
+            s.record_start(20).unwrap(),
+            Some(false),
+            "no clean stop was recorded"
+        );
+        s.record_clean_shutdown(30).unwrap();
+        assert_eq!(s.record_start(40).unwrap(), Some(true));
+    }
+
+    #[test]
+    fn a_fake_v2_migration_runs_once_and_keeps_data() {
+        const EXTRA: TableDefinition<&str, u64> = TableDefinition::new("extra");
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("state.redb");
+        Store::open(&p).unwrap().record_clean_shutdown(5).unwrap();
+        let path = [
+            Migration {
+                from: 0,
+                to: 1,
+                description: "base",
+                run: MIGRATIONS[0].run,
+            },
+            Migration {
+                from: 1,
+                to: 2,
+                description: "add extra",
+                run: |tx| {
+                    tx.open_table(EXTRA)?.insert("added", 1)?;
+                    Ok(())
+                },
+            },
+        ];
+        let s = Store::open_with(&p, &path, 2).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 2);
+        let tx = s.db.begin_read().unwrap();
+        assert_eq!(
+            tx.open_table(EXTRA)
+                .unwrap()
+                .get("added")
+                .unwrap()
+                .unwrap()
+                .value(),
+            1
+        );
+        assert_eq!(
+            tx.open_table(GATEWAY)
+                .unwrap()
+                .get("last_clean_stop_ms")
+                .unwrap()
+                .unwrap()
+                .value(),
+            5
+        );
+        drop(tx);
+        drop(s);
+        // This build only knows version 1: the v2 file is refused, with what to do.
+        let err = Store::open(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("schema version 2 but this pincer supports up to 1"),
+            "{err}"
+        );
+        assert!(err.contains("upgrade pincer"), "{err}");
+    }
+
+    #[test]
+    fn a_second_open_in_the_same_process_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("state.redb");
+        let _s = Store::open(&p).unwrap();
+        let err = Store::open(&p).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_garbage_file_is_reported_as_damaged_with_the_way_out() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("state.redb");
+        std::fs::write(&p, vec![0x5au8; 8192]).unwrap();
+        let err = Store::open(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("damaged") || err.contains("state.redb"),
+            "{err}"
+        );
+        assert!(err.contains("state.redb"), "{err}");
+    }
+}
