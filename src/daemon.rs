@@ -1,90 +1,114 @@
 //! `pincer gateway`: the daemon in the foreground.
 //!
-//! Order of start-up, each step with an error that says what to do: state directory ->
-//! config (strict) -> the single-gateway lock -> store (schema, migrations) -> auth ->
-//! listener -> supervision tree. Shutdown on SIGINT/SIGTERM runs it backwards: `shutdown`
-//! event to clients, children stopped in reverse order, store flushed, lock released,
-//! exit 0.
+//! Start-up, each step with an error that says what to do: state directory -> config
+//! (strict) -> logs -> the single-gateway lock -> store (schema, migrations) -> auth ->
+//! listener -> supervision tree. SIGINT/SIGTERM run it backwards: `shutdown` to clients,
+//! children stopped in reverse order, store flushed, lock released, exit 0.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
-use pincer_actors::gateway::{
-    GatewayActor, GatewayArgs, GatewayMsg, MethodRegistry, Metrics, methods,
-};
+use pincer_actors::gateway::now_ms;
+use pincer_actors::store::{GatewayLock, Store};
 use tracing::{error, info, warn};
 
 use crate::cli::RunArgs;
-use crate::setup::{Globals, Prepared};
+use crate::setup::{self, Globals};
+use crate::telemetry;
 
-/// Runs the daemon until a signal; the exit code says how it ended.
+/// Runs the daemon until a signal; the exit code says how it ended (0 clean, 1 runtime
+/// failure, 2 configuration problem).
 pub async fn main(globals: &Globals, run: RunArgs) -> ExitCode {
-    let prepared = match crate::setup::prepare(globals, &run) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match serve(prepared).await {
+    match run_daemon(globals, run).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!(error = %e, "gateway failed");
-            eprintln!("error: {e}");
-            ExitCode::from(1)
+        Err((code, message)) => {
+            // Problems found before logging starts (code 2) go to stderr; later ones are
+            // logged, which also reaches stderr and the log file.
+            if code == 2 {
+                eprintln!("error: {message}");
+            } else {
+                error!(error = %message, "gateway stopped with an error");
+            }
+            ExitCode::from(code)
         }
     }
 }
 
-async fn serve(p: Prepared) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(p.bind)
-        .await
-        .map_err(|e| bind_error(p.bind, &e))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let metrics = Metrics::new();
-    let mut registry = MethodRegistry::new();
-    let health = methods::default_health(p.info.clone());
-    methods::register(&mut registry, &p.info, health.clone());
-    let args = GatewayArgs {
+async fn run_daemon(globals: &Globals, run: RunArgs) -> Result<(), (u8, String)> {
+    let config_err = |e: String| (2u8, e);
+    let state = setup::state_dir(globals).map_err(config_err)?;
+    state.ensure().map_err(|e| config_err(e.to_string()))?;
+    let loaded = setup::load_config(&state).map_err(config_err)?;
+
+    let rust_log = setup::env("RUST_LOG").filter(|v| !v.is_empty());
+    let level_pinned = globals.log_level.is_some() || rust_log.is_some();
+    let level = globals
+        .log_level
+        .clone()
+        .unwrap_or_else(|| loaded.config.logging.level.clone());
+    let level_handle = telemetry::init(
+        globals.log_format,
+        &level,
+        rust_log,
+        Some(&state.gateway_log()),
+    )
+    .map_err(config_err)?;
+
+    // Signals are caught from here on, so a stop requested during start-up is clean too.
+    let mut signals =
+        Signals::install().map_err(|e| (1, format!("cannot install signal handlers: {e}")))?;
+    let lock =
+        GatewayLock::acquire(&state.pid_file(), state.root()).map_err(|e| (1, e.to_string()))?;
+    let store = Store::open(&state.state_db()).map_err(|e| (1, e.to_string()))?;
+    match store.record_start(now_ms()) {
+        Ok(Some(false)) => warn!("the previous gateway run did not stop cleanly (crash or kill)"),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "could not record the start in the store"),
+    }
+
+    let prepared = setup::prepare(globals, &run, state, loaded).map_err(config_err)?;
+    let listener = std::net::TcpListener::bind(prepared.bind)
+        .map_err(|e| (1, bind_error(prepared.bind, &e)))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| (1, e.to_string()))?;
+    let local = listener.local_addr().map_err(|e| (1, e.to_string()))?;
+
+    let mut tree = crate::tree::start(crate::tree::TreeArgs {
+        prepared: &prepared,
         listener,
-        settings: p.settings.clone(),
-        info: p.info.clone(),
-        auth: p.auth.clone(),
-        registry: Arc::new(registry),
-        metrics,
-        health: Some(health),
-    };
-    let (gateway, handle) = GatewayActor::start(args, None)
-        .await
-        .map_err(|e| format!("gateway failed to start: {e}"))?;
+        level: Some(level_handle),
+        level_pinned,
+        faults: run.faults.clone(),
+    })
+    .await
+    .map_err(|e| (1, e))?;
     println!(
         "pincer gateway listening on ws://{local}/ (auth: {})",
-        p.auth_description
+        prepared.auth.describe(&prepared.state)
     );
-    wait_for_signal().await;
-    info!("signal received, shutting down");
-    let grace = p.settings.shutdown_grace + Duration::from_secs(1);
-    let _ = gateway
-        .call(
-            |reply| GatewayMsg::Shutdown {
-                reason: "gateway stopping".into(),
-                restart_expected_ms: None,
-                reply,
-            },
-            Some(grace),
-        )
-        .await;
-    gateway.stop(Some("shutdown".into()));
-    if tokio::time::timeout(grace, handle).await.is_err() {
-        warn!("gateway actor did not stop in time");
+    info!(addr = %local, state_dir = %prepared.state.root().display(), "gateway ready");
+
+    let reason = tokio::select! {
+        sig = signals.next() => sig,
+        failure = tree.failed() => format!("the supervision tree gave up: {failure}"),
+    };
+    info!(%reason, "shutting down");
+    let clean = tree.shutdown("gateway stopping").await;
+
+    if let Err(e) = store.record_clean_shutdown(now_ms()) {
+        warn!(error = %e, "could not record the clean stop in the store");
     }
-    info!("gateway stopped cleanly");
-    Ok(())
+    drop(store);
+    drop(lock);
+    if clean {
+        info!("gateway stopped cleanly");
+        Ok(())
+    } else {
+        Err((1, reason))
+    }
 }
 
-fn bind_error(addr: SocketAddr, e: &std::io::Error) -> String {
+fn bind_error(addr: std::net::SocketAddr, e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::AddrInUse => format!(
             "{addr} is already in use (another gateway or program listens there); stop it, or pass --port / set gateway.port"
@@ -103,12 +127,24 @@ fn bind_error(addr: SocketAddr, e: &std::io::Error) -> String {
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> String {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM".into(),
+            _ = self.int.recv() => "SIGINT".into(),
+        }
     }
 }

@@ -5,6 +5,11 @@
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod config_cmd;
 pub mod daemon;
+pub mod doctor;
+pub mod onboard;
+pub mod reloader;
 pub mod setup;
 pub mod telemetry;
+pub mod tree;

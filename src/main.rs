@@ -1,9 +1,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pincer::cli::{Cli, Command, GatewaySub};
-use pincer::commands;
+use pincer::cli::{Cli, Command, ConfigCmd, GatewaySub};
 use pincer::setup::Globals;
+use pincer::{commands, config_cmd, doctor, onboard};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,7 +31,13 @@ fn main() -> ExitCode {
             },
             Command::Health(args) => commands::health(&globals, args).await,
             Command::Status(args) => commands::status(&globals, args).await,
-            _ => ExitCode::from(2),
+            Command::Config { cmd } => match cmd {
+                ConfigCmd::Get { key, json } => config_cmd::get(&globals, key, json),
+                ConfigCmd::Set { key, value } => config_cmd::set(&globals, &key, &value),
+                ConfigCmd::Validate { json, file } => config_cmd::validate(&globals, json, file),
+            },
+            Command::Doctor { json } => doctor::run(&globals, json).await,
+            Command::Onboard { yes, force } => onboard::run(&globals, yes, force),
         }
     })
 }

@@ -36,8 +36,13 @@ impl LevelHandle {
 
 /// Noisy dependencies are capped at warn unless the directive names them.
 fn build_filter(level: &str) -> Result<EnvFilter, String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
     let directive = if level.contains('=') || level.contains(',') {
         level.to_owned()
+    } else if !LEVELS.contains(&level.to_lowercase().as_str()) {
+        return Err(format!(
+            "invalid log level {level:?}: use one of trace, debug, info, warn, error, or a filter like pincer=debug"
+        ));
     } else {
         format!(
             "{level},hyper=warn,h2=warn,tungstenite=warn,tokio_tungstenite=warn,notify=warn,opentelemetry=off"
@@ -128,7 +133,12 @@ mod tests {
     fn levels_and_directives_parse_and_bad_ones_say_why() {
         assert!(build_filter("info").is_ok());
         assert!(build_filter("pincer=debug,warn").is_ok());
-        let err = build_filter("loud=").unwrap_err();
+        let err = build_filter("loud").unwrap_err();
+        assert!(
+            err.contains("invalid log level") && err.contains("trace, debug"),
+            "{err}"
+        );
+        let err = build_filter("pincer=verbose").unwrap_err();
         assert!(err.contains("invalid log level"), "{err}");
     }
 }

@@ -281,3 +281,292 @@ fn cli_reports_an_unreachable_gateway_with_exit_3() {
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out).contains("is it running?"), "{}", text(&out));
 }
+
+/// A request on an open socket; returns the response frame.
+async fn rpc(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    id: &str,
+    method: &str,
+    params: Value,
+) -> Value {
+    let frame = json!({"type": "req", "id": id, "method": method, "params": params});
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("answer within 10 s");
+        let Some(Ok(Message::Text(t))) = next else {
+            panic!("socket ended waiting for {id}: {next:?}")
+        };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        if v["id"] == id {
+            return v;
+        }
+    }
+}
+
+fn read_token(home: &Path) -> String {
+    std::fs::read_to_string(home.join("credentials/gateway.token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn first_start_generates_a_private_token_that_the_cli_finds() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, home) = temp_home();
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let token = read_token(&home);
+    assert_eq!(token.len(), 64);
+    let mode = std::fs::metadata(home.join("credentials/gateway.token"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let port = gw.addr.rsplit(':').next().unwrap().to_owned();
+    // No --url, no --token: the CLI uses the state directory's token and PINCER_GATEWAY_PORT.
+    let out = Command::new(BIN)
+        .args(["health"])
+        .env("PINCER_HOME", &home)
+        .env("PINCER_GATEWAY_PORT", &port)
+        .env_remove("PINCER_GATEWAY_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let _ws = connect(&gw.url(), &token).await;
+}
+
+#[tokio::test]
+async fn a_second_gateway_on_the_same_state_dir_refuses_and_names_the_first_pid() {
+    let (_dir, home) = temp_home();
+    let first = Daemon::start(&home, &["--port", "0"], &[("PINCER_GATEWAY_TOKEN", "t")]);
+    let out = Command::new(BIN)
+        .args(["gateway", "--port", "0"])
+        .env("PINCER_HOME", &home)
+        .env("PINCER_GATEWAY_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains(&format!(
+            "another pincer gateway (pid {})",
+            first.child.id()
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("--profile"), "{msg}");
+    // A profile is a separate state directory, so it starts.
+    let other_home = home.with_file_name("other");
+    let second = Daemon::start(
+        &other_home,
+        &["--port", "0"],
+        &[("PINCER_GATEWAY_TOKEN", "t")],
+    );
+    second.signal(libc::SIGTERM);
+    assert_eq!(second.wait().0, Some(0));
+}
+
+#[test]
+fn a_bad_config_stops_start_up_with_file_line_and_suggestion() {
+    let (_dir, home) = temp_home();
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join("pincer.json"),
+        "{\n  gateway: {\n    prot: 1,\n  },\n  browser: {},\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["gateway", "--port", "0"])
+        .env("PINCER_HOME", &home)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let msg = text(&out);
+    assert!(
+        msg.contains("pincer.json:3:5: gateway.prot: unknown key; did you mean \"port\"?"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("pincer.json:5:3: browser: OpenClaw key not implemented by Pincer yet"),
+        "warnings are shown too: {msg}"
+    );
+    let out = pincer(&home, &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("did you mean \"port\""));
+}
+
+#[tokio::test]
+async fn unsafe_bind_is_refused_with_the_reason() {
+    let (_dir, home) = temp_home();
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join("pincer.json"),
+        "{ gateway: { auth: { mode: 'none' } } }",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["gateway", "--port", "0", "--bind", "lan"])
+        .env("PINCER_HOME", &home)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("anyone who can reach this address could drive your agents"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test]
+async fn config_patch_with_a_stale_base_hash_is_refused_and_a_fresh_one_applies_live() {
+    let (_dir, home) = temp_home();
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let token = read_token(&home);
+    let mut ws = connect(&gw.url(), &token).await;
+    let snap = rpc(&mut ws, "g1", "config.get", json!({})).await;
+    assert_eq!(snap["ok"], true, "{snap}");
+    let hash = snap["payload"]["hash"].as_str().unwrap().to_owned();
+
+    let res = rpc(
+        &mut ws,
+        "p1",
+        "config.patch",
+        json!({"raw": "{logging: {level: 'debug'}}", "baseHash": hash, "idempotencyKey": "k1"}),
+    )
+    .await;
+    assert_eq!(res["ok"], true, "{res}");
+    assert_eq!(res["payload"]["diff"]["live"], json!(["logging.level"]));
+    // The same call again (a retry) returns the first result instead of failing on the now-stale hash.
+    let retry = rpc(
+        &mut ws,
+        "p2",
+        "config.patch",
+        json!({"raw": "{logging: {level: 'debug'}}", "baseHash": hash, "idempotencyKey": "k1"}),
+    )
+    .await;
+    assert_eq!(retry["payload"], res["payload"]);
+    // Without the key, the stale hash is refused.
+    let stale = rpc(
+        &mut ws,
+        "p3",
+        "config.patch",
+        json!({"raw": "{logging: {level: 'warn'}}", "baseHash": hash}),
+    )
+    .await;
+    assert_eq!(stale["ok"], false);
+    assert_eq!(stale["error"]["details"]["code"], "STALE_BASE_HASH");
+    let port = rpc(
+        &mut ws,
+        "p4",
+        "config.patch",
+        json!({"raw": "{gateway: {port: 1}}", "baseHash": res["payload"]["hash"]}),
+    )
+    .await;
+    assert_eq!(port["payload"]["restart"]["required"], true, "{port}");
+
+    let schema = rpc(&mut ws, "s1", "config.schema", json!({})).await;
+    assert_eq!(
+        schema["payload"]["uiHints"]["gateway.auth.token"]["sensitive"],
+        true
+    );
+    let on_disk = std::fs::read_to_string(home.join("pincer.json")).unwrap();
+    assert!(on_disk.contains("debug"), "{on_disk}");
+}
+
+#[tokio::test]
+async fn editing_the_token_in_the_file_applies_without_a_restart() {
+    let (_dir, home) = temp_home();
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join("pincer.json"),
+        "{ gateway: { auth: { token: 'old-token' } } }",
+    )
+    .unwrap();
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let _old = connect(&gw.url(), "old-token").await;
+    std::fs::write(
+        home.join("pincer.json"),
+        "{ gateway: { auth: { token: 'new-token' } } }",
+    )
+    .unwrap();
+    // The reload is asynchronous (file watch + debounce): wait for the gateway to log it.
+    // (Polling with the new token would count failed attempts against the auth limiter.)
+    let log = home.join("logs/gateway.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("gateway auth updated from the config")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload logged within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = pincer(
+        &home,
+        &["health", "--url", &gw.url(), "--token", "new-token"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = pincer(
+        &home,
+        &["health", "--url", &gw.url(), "--token", "old-token"],
+    );
+    assert_eq!(out.status.code(), Some(1), "the old token is refused now");
+}
+
+#[tokio::test]
+async fn an_injected_crash_restarts_only_that_actor_and_is_counted() {
+    let (_dir, home) = temp_home();
+    let gw = Daemon::start(
+        &home,
+        &["--port", "0", "--inject-fault", "config-watcher:panic@1"],
+        &[],
+    );
+    let token = read_token(&home);
+    let mut ws = connect(&gw.url(), &token).await;
+    let first = rpc(&mut ws, "g1", "config.get", json!({})).await;
+    assert_eq!(
+        first["ok"], false,
+        "the watcher panics on its first message: {first}"
+    );
+    assert_eq!(first["error"]["code"], "UNAVAILABLE");
+    // The supervisor restarts it; the connection (a sibling's child) is untouched.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let again = rpc(&mut ws, &format!("g{n}x"), "config.get", json!({})).await;
+        if again["ok"] == true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "config.get never recovered: {again}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = reqwest_like_get(&gw.addr, "/metrics").await;
+    assert!(
+        metrics.contains("pincer_actor_restarts_total{kind=\"config-watcher\"} 1"),
+        "{metrics}"
+    );
+}
+
+async fn reqwest_like_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}

@@ -6,6 +6,7 @@
 //! with their line, never silently ignored; unknown or mistyped keys stop start-up.
 
 mod auth;
+pub mod methods;
 mod paths;
 pub mod schema;
 mod spans;
@@ -183,8 +184,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}", issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Invalid { issues: Vec<ConfigIssue> },
+    #[error("{}", render_issues(issues, warnings))]
+    Invalid {
+        issues: Vec<ConfigIssue>,
+        warnings: Vec<ConfigIssue>,
+    },
     #[error(
         "the config changed since it was read (baseHash {given} is not the current {current}); read it again (config.get) and retry"
     )]
@@ -201,10 +205,23 @@ impl ConfigError {
     /// The issues behind an `Invalid` error, or none.
     pub fn issues(&self) -> &[ConfigIssue] {
         match self {
-            Self::Invalid { issues } => issues,
+            Self::Invalid { issues, .. } => issues,
             _ => &[],
         }
     }
+
+    fn invalid(issues: Vec<ConfigIssue>) -> Self {
+        Self::Invalid {
+            issues,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+fn render_issues(issues: &[ConfigIssue], warnings: &[ConfigIssue]) -> String {
+    let mut lines: Vec<String> = issues.iter().map(ToString::to_string).collect();
+    lines.extend(warnings.iter().map(|w| format!("warning: {w}")));
+    lines.join("\n")
 }
 
 /// A parsed, validated config file and what it was made from.
@@ -252,9 +269,7 @@ pub fn parse(raw: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
     let mut value: Value = if raw.trim().is_empty() {
         Value::Object(Default::default())
     } else {
-        json5::from_str(raw).map_err(|e| ConfigError::Invalid {
-            issues: vec![syntax_issue(&file, &e)],
-        })?
+        json5::from_str(raw).map_err(|e| ConfigError::invalid(vec![syntax_issue(&file, &e)]))?
     };
     let spans = scan(raw);
     let mut findings = Vec::new();
@@ -274,16 +289,20 @@ pub fn parse(raw: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
         .filter(|f| !f.warning)
         .map(to_issue)
         .collect();
-    if !errors.is_empty() {
-        return Err(ConfigError::Invalid { issues: errors });
-    }
-    let warnings = findings
+    let warnings: Vec<ConfigIssue> = findings
         .iter()
         .filter(|f| f.warning)
         .map(to_issue)
         .collect();
+    if !errors.is_empty() {
+        return Err(ConfigError::Invalid {
+            issues: errors,
+            warnings,
+        });
+    }
     let config: PincerConfig =
         serde_json::from_value(value.clone()).map_err(|e| ConfigError::Invalid {
+            warnings: Vec::new(),
             issues: vec![ConfigIssue {
                 file: file.clone(),
                 path: String::new(),
@@ -326,6 +345,15 @@ fn semantic_checks(c: &PincerConfig, spans: &Spans, file: &str) -> Result<(), Co
         },
         _ => {}
     }
+    if c.gateway.auth.mode == "none" && c.gateway.bind != "loopback" {
+        issues.push(issue(
+            "gateway.auth.mode",
+            format!(
+                "\"none\" is only allowed with bind \"loopback\" (bind is \"{}\"): anyone who can reach the port could drive your agents; use \"token\"",
+                c.gateway.bind
+            ),
+        ));
+    }
     if c.gateway.auth.mode == "password" && c.gateway.auth.password.as_deref() == Some("") {
         issues.push(issue("gateway.auth.password", "must not be empty".into()));
     }
@@ -338,7 +366,7 @@ fn semantic_checks(c: &PincerConfig, spans: &Spans, file: &str) -> Result<(), Co
     if issues.is_empty() {
         Ok(())
     } else {
-        Err(ConfigError::Invalid { issues })
+        Err(ConfigError::invalid(issues))
     }
 }
 

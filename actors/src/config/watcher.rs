@@ -229,6 +229,7 @@ impl ConfigWatcherState {
     fn patched_text(&self, patch_raw: &str) -> Result<String, ConfigError> {
         let file = self.path.display().to_string();
         let patch: Value = json5::from_str(patch_raw).map_err(|e| ConfigError::Invalid {
+            warnings: Vec::new(),
             issues: vec![ConfigIssue {
                 file: "patch".into(),
                 path: String::new(),
@@ -239,6 +240,7 @@ impl ConfigWatcherState {
         })?;
         if !patch.is_object() {
             return Err(ConfigError::Invalid {
+                warnings: Vec::new(),
                 issues: vec![ConfigIssue {
                     file,
                     path: String::new(),
@@ -301,6 +303,7 @@ impl ConfigWatcherState {
             return Ok(raw);
         }
         let mut v: Value = json5::from_str(&raw).map_err(|e| ConfigError::Invalid {
+            warnings: Vec::new(),
             issues: vec![ConfigIssue {
                 file: self.path.display().to_string(),
                 path: String::new(),

@@ -1,0 +1,305 @@
+//! The daemon's supervision tree.
+//!
+//! ```text
+//! root (one_for_one, 5 restarts / 10 s)
+//! ├── config-watcher    permanent   owns pincer.json: watch, validate, config.* methods
+//! ├── gateway           permanent   listener; ConnectionActor per client (temporary)
+//! └── config-reloader   permanent   applies accepted changes (auth, log level)
+//! ```
+//!
+//! Children find each other through lookups refreshed by their start functions, because a
+//! restarted actor has a new ref. The listening socket is bound once, before the tree,
+//! and each gateway start takes a clone of it, so a restarted gateway keeps the port.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pincer_actors::config::methods::WatcherLookup;
+use pincer_actors::config::watcher::{ConfigMsg, ConfigUpdate, ConfigWatcher, ConfigWatcherArgs};
+use pincer_actors::gateway::{
+    GatewayActor, GatewayArgs, GatewayMsg, MethodRegistry, Metrics, methods,
+};
+use pincer_supervision::fault::{Fault, FaultHandle, Injectable};
+use pincer_supervision::{
+    Backoff, ChildSpec, EventSink, Strategy, SupervisionEvent, Supervisor, SupervisorMsg,
+    SupervisorSpec,
+};
+use ractor::{Actor, ActorRef, OutputPort};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use crate::reloader::{ConfigReloader, ReloaderArgs};
+use crate::setup::Prepared;
+use crate::telemetry::LevelHandle;
+
+/// The children `--inject-fault` can name.
+pub const CHILDREN: [&str; 3] = ["config-watcher", "gateway", "config-reloader"];
+
+pub struct TreeArgs<'a> {
+    pub prepared: &'a Prepared,
+    pub listener: std::net::TcpListener,
+    pub level: Option<LevelHandle>,
+    pub level_pinned: bool,
+    /// `ACTOR:panic@N` / `ACTOR:error@N` from `--inject-fault`.
+    pub faults: Vec<String>,
+}
+
+pub struct Tree {
+    root: ActorRef<SupervisorMsg>,
+    handle: Option<JoinHandle<()>>,
+    gateway: watch::Receiver<Option<ActorRef<GatewayMsg>>>,
+    pub metrics: Metrics,
+    pub faults: FaultHandle,
+    grace: Duration,
+}
+
+/// Parses `--inject-fault` values.
+pub fn parse_faults(specs: &[String]) -> Result<Vec<(String, Fault)>, String> {
+    specs
+        .iter()
+        .map(|s| {
+            let (actor, fault) = s.split_once(':').ok_or_else(|| {
+                format!("--inject-fault {s:?}: expected ACTOR:panic@N or ACTOR:error@N")
+            })?;
+            if !CHILDREN.contains(&actor) {
+                return Err(format!(
+                    "--inject-fault {s:?}: unknown actor {actor:?}; one of {}",
+                    CHILDREN.join(", ")
+                ));
+            }
+            Ok((
+                actor.to_owned(),
+                fault
+                    .parse::<Fault>()
+                    .map_err(|e| format!("--inject-fault {e}"))?,
+            ))
+        })
+        .collect()
+}
+
+pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
+    let p = args.prepared;
+    let faults_wanted = parse_faults(&args.faults)?;
+    let metrics = Metrics::new();
+    let (config_tx, config_rx) = watch::channel::<Option<ActorRef<ConfigMsg>>>(None);
+    let (gateway_tx, gateway_rx) = watch::channel::<Option<ActorRef<GatewayMsg>>>(None);
+    let config_tx = Arc::new(config_tx);
+    let gateway_tx = Arc::new(gateway_tx);
+    let updates: Arc<OutputPort<ConfigUpdate>> = Arc::new(OutputPort::default());
+
+    let mut registry = MethodRegistry::new();
+    let health = methods::default_health(p.info.clone());
+    methods::register(&mut registry, &p.info, health.clone());
+    let lookup: WatcherLookup = {
+        let rx = config_rx.clone();
+        Arc::new(move || rx.borrow().clone())
+    };
+    pincer_actors::config::methods::register(&mut registry, lookup, &p.info.version);
+    let registry = Arc::new(registry);
+
+    let watcher_spec = {
+        let (path, initial, updates, tx) = (
+            p.state.config_path(),
+            p.loaded.clone(),
+            updates.clone(),
+            config_tx.clone(),
+        );
+        ChildSpec::new("config-watcher", "config-watcher", move |ctx| {
+            let args = ConfigWatcherArgs {
+                path: path.clone(),
+                initial: initial.clone(),
+                updates: updates.clone(),
+                watch: true,
+            };
+            let tx = tx.clone();
+            async move {
+                let actor = Injectable {
+                    inner: ConfigWatcher,
+                    name: ctx.name.clone(),
+                    faults: ctx.faults.clone(),
+                };
+                let (r, _) = Actor::spawn_linked(None, actor, args, ctx.supervisor).await?;
+                tx.send_replace(Some(r.clone()));
+                Ok(r.get_cell())
+            }
+        })
+    };
+
+    let gateway_spec = {
+        let listener = args.listener;
+        let (settings, info, auth, metrics, tx) = (
+            p.settings.clone(),
+            p.info.clone(),
+            p.auth.policy.clone(),
+            metrics.clone(),
+            gateway_tx.clone(),
+        );
+        let (registry, health) = (registry.clone(), health.clone());
+        ChildSpec::new("gateway", "gateway", move |ctx| {
+            let socket = listener
+                .try_clone()
+                .and_then(tokio::net::TcpListener::from_std);
+            let args = socket.map(|listener| GatewayArgs {
+                listener,
+                settings: settings.clone(),
+                info: info.clone(),
+                auth: auth.clone(),
+                registry: registry.clone(),
+                metrics: metrics.clone(),
+                health: Some(health.clone()),
+            });
+            let tx = tx.clone();
+            async move {
+                let args = args.map_err(|e| {
+                    ractor::SpawnErr::StartupFailed(format!("listener: {e}").into())
+                })?;
+                let actor = Injectable {
+                    inner: GatewayActor,
+                    name: ctx.name.clone(),
+                    faults: ctx.faults.clone(),
+                };
+                let (r, _) = Actor::spawn_linked(None, actor, args, ctx.supervisor).await?;
+                tx.send_replace(Some(r.clone()));
+                Ok(r.get_cell())
+            }
+        })
+        .shutdown(p.settings.shutdown_grace + Duration::from_secs(1))
+    };
+
+    let reloader_spec = {
+        let (state, level, pinned, updates, gateway_rx) = (
+            p.state.clone(),
+            args.level,
+            args.level_pinned,
+            updates.clone(),
+            gateway_rx.clone(),
+        );
+        ChildSpec::new("config-reloader", "config-reloader", move |ctx| {
+            let args = ReloaderArgs {
+                state: state.clone(),
+                gateway: gateway_rx.clone(),
+                level: level.clone(),
+                level_pinned: pinned,
+            };
+            let updates = updates.clone();
+            async move {
+                let actor = Injectable {
+                    inner: ConfigReloader,
+                    name: ctx.name.clone(),
+                    faults: ctx.faults.clone(),
+                };
+                let (r, _) = Actor::spawn_linked(None, actor, args, ctx.supervisor).await?;
+                updates.subscribe(r.clone(), Some);
+                Ok(r.get_cell())
+            }
+        })
+        .backoff(Backoff {
+            initial: Duration::from_millis(10),
+            ..Backoff::default()
+        })
+    };
+
+    let spec = SupervisorSpec::new("root", Strategy::OneForOne)
+        .intensity(5, Duration::from_secs(10))
+        .child(watcher_spec)
+        .child(gateway_spec)
+        .child(reloader_spec);
+    let (events, mut event_rx) = EventSink::channel();
+    let faults = FaultHandle::new();
+    let (root, handle) = Supervisor::spawn(spec, faults.clone(), events)
+        .await
+        .map_err(|e| format!("the supervision tree failed to start: {e}"))?;
+
+    // Restarts by actor kind, for /metrics.
+    let m = metrics.clone();
+    tokio::spawn(async move {
+        while let Some(e) = event_rx.recv().await {
+            if let SupervisionEvent::ChildRestarted { kind, .. } = e {
+                m.actor_restart(kind);
+            }
+        }
+    });
+    for (name, fault) in faults_wanted {
+        warn!(actor = %name, ?fault, "fault injection armed (--inject-fault)");
+        faults.arm(&name, fault);
+    }
+    Ok(Tree {
+        root,
+        handle: Some(handle),
+        gateway: gateway_rx,
+        metrics,
+        faults,
+        grace: p.settings.shutdown_grace,
+    })
+}
+
+impl Tree {
+    /// Resolves when the root supervisor stops on its own (it gave up).
+    pub async fn failed(&mut self) -> String {
+        match self.handle.as_mut() {
+            Some(h) => {
+                let _ = h.await;
+                self.handle = None;
+                "the root supervisor stopped".into()
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Tells clients, then stops the children in reverse order. `true` when all went well.
+    pub async fn shutdown(mut self, reason: &str) -> bool {
+        let Some(handle) = self.handle.take() else {
+            return false;
+        };
+        let gateway = self.gateway.borrow().clone();
+        if let Some(gw) = gateway {
+            let grace = self.grace + Duration::from_secs(1);
+            let _ = gw
+                .call(
+                    |reply| GatewayMsg::Shutdown {
+                        reason: reason.into(),
+                        restart_expected_ms: None,
+                        reply,
+                    },
+                    Some(grace),
+                )
+                .await;
+        }
+        let stopped = self
+            .root
+            .call(
+                |reply| SupervisorMsg::Shutdown { reply },
+                Some(Duration::from_secs(30)),
+            )
+            .await;
+        let joined = tokio::time::timeout(Duration::from_secs(5), handle).await;
+        matches!(stopped, Ok(ractor::rpc::CallResult::Success(()))) && joined.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_flags_are_checked() {
+        let ok = parse_faults(&["gateway:panic@3".into()]).unwrap();
+        assert_eq!(ok, [("gateway".to_owned(), Fault::PanicAt { nth: 3 })]);
+        assert!(
+            parse_faults(&["nobody:panic@1".into()])
+                .unwrap_err()
+                .contains("unknown actor")
+        );
+        assert!(
+            parse_faults(&["gateway".into()])
+                .unwrap_err()
+                .contains("expected ACTOR")
+        );
+        assert!(
+            parse_faults(&["gateway:boom@1".into()])
+                .unwrap_err()
+                .contains("panic@N")
+        );
+    }
+}
