@@ -148,3 +148,14 @@ fn atomic_write_is_private() {
         0o600
     );
 }
+
+/// docs/configuration.md carries the generated key table between markers; this keeps it
+/// in step with the schema table (regenerate by pasting `schema::markdown_reference()`).
+#[test]
+fn the_configuration_reference_matches_the_schema() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md")).unwrap();
+    let start = doc.find("<!-- keys:begin -->").expect("begin marker") + "<!-- keys:begin -->".len();
+    let end = doc.find("<!-- keys:end -->").expect("end marker");
+    let expected = schema::markdown_reference();
+    assert_eq!(doc[start..end].trim(), expected.trim(), "docs/configuration.md is out of date; paste:\n{expected}");
+}
