@@ -14,12 +14,13 @@ use crate::protocol::{ErrorShape, scopes};
 pub type WatcherLookup = std::sync::Arc<dyn Fn() -> Option<ActorRef<ConfigMsg>> + Send + Sync>;
 
 /// Registers `config.get`, `config.schema`, `config.set`, `config.patch`, `config.apply`.
-/// All need `operator.admin`, as in OpenClaw.
+/// Scopes as in OpenClaw 2026.9.6 (`src/gateway/methods/core-descriptors.ts`): reading
+/// needs `operator.read` (secrets are redacted), writing needs `operator.admin`.
 pub fn register(registry: &mut MethodRegistry, watcher: WatcherLookup, version: &str) {
     let w = watcher.clone();
     registry.method(
         "config.get",
-        scopes::ADMIN,
+        scopes::READ,
         move |_c: CallContext, _p: Value| {
             let w = w();
             async move {
@@ -38,7 +39,7 @@ pub fn register(registry: &mut MethodRegistry, watcher: WatcherLookup, version: 
     let version = version.to_owned();
     registry.method(
         "config.schema",
-        scopes::ADMIN,
+        scopes::READ,
         move |_c: CallContext, _p: Value| std::future::ready(Ok(schema_response(&version))),
     );
     for (name, patch) in [

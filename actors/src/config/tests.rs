@@ -153,9 +153,18 @@ fn atomic_write_is_private() {
 /// in step with the schema table (regenerate by pasting `schema::markdown_reference()`).
 #[test]
 fn the_configuration_reference_matches_the_schema() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md")).unwrap();
-    let start = doc.find("<!-- keys:begin -->").expect("begin marker") + "<!-- keys:begin -->".len();
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/configuration.md"
+    ))
+    .unwrap();
+    let start =
+        doc.find("<!-- keys:begin -->").expect("begin marker") + "<!-- keys:begin -->".len();
     let end = doc.find("<!-- keys:end -->").expect("end marker");
     let expected = schema::markdown_reference();
-    assert_eq!(doc[start..end].trim(), expected.trim(), "docs/configuration.md is out of date; paste:\n{expected}");
+    assert_eq!(
+        doc[start..end].trim(),
+        expected.trim(),
+        "docs/configuration.md is out of date; paste:\n{expected}"
+    );
 }

@@ -434,6 +434,15 @@ impl ConnectionState {
             .await;
             return self.close(myself, close::POLICY, &msg).await;
         }
+        debug!(
+            conn_id = %self.conn_id,
+            client = %params.client.label(),
+            role = ?params.role,
+            scopes = ?params.scopes,
+            caps = ?params.caps,
+            device = params.device.is_some(),
+            "connect request"
+        );
         let presence = PresenceEntry {
             host: params.client.display_name.clone(),
             ip: Some(self.remote.ip().to_string()),
