@@ -45,7 +45,7 @@ fn round_trip(c: &mut Criterion) {
         let mut registry = MethodRegistry::new();
         methods::register(&mut registry, &info, methods::default_health(info.clone()));
         let args = GatewayArgs {
-            listener,
+            listener: listener.into(),
             settings: GatewaySettings::default(),
             info,
             auth: AuthPolicy::Token("bench".into()),
@@ -55,7 +55,7 @@ fn round_trip(c: &mut Criterion) {
         };
         let (gateway, _handle) = GatewayActor::start(args, None).await.unwrap();
         std::mem::forget(gateway);
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/"), None, true).await.unwrap();
         let _challenge = ws.next().await;
         let hello = json!({"type":"req","id":"c","method":"connect","params":{"minProtocol":3,"maxProtocol":4,
             "auth":{"token":"bench"},"client":{"id":"test","version":"b","platform":"linux","mode":"test"}}});

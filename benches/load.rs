@@ -128,9 +128,10 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(addr: &str) -> Ws {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
-        .await
-        .expect("connect");
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/"), None, true)
+            .await
+            .expect("connect");
     let _challenge = ws.next().await;
     let hello = json!({"type":"req","id":"c","method":"connect","params":{
         "minProtocol":3,"maxProtocol":4,"auth":{"token":TOKEN},

@@ -72,7 +72,7 @@ async fn call_inner(
     params: Option<Value>,
 ) -> Result<Value, ClientError> {
     let url = &opts.url;
-    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
         .await
         .map_err(|e| ClientError::Unreachable {
             url: url.clone(),

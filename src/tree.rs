@@ -141,7 +141,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
                 .try_clone()
                 .and_then(tokio::net::TcpListener::from_std);
             let args = socket.map(|listener| GatewayArgs {
-                listener,
+                listener: listener.into(),
                 settings: settings.clone(),
                 info: info.clone(),
                 auth: auth.clone(),

@@ -9,7 +9,10 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use ractor::{Actor, ActorRef};
+use tokio::io::DuplexStream;
+use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, error};
@@ -29,9 +32,78 @@ struct AppState {
     gateway: ActorRef<GatewayMsg>,
 }
 
+/// Where the gateway takes its clients from.
+pub enum GatewayListener {
+    /// A bound TCP socket (the daemon).
+    Tcp(tokio::net::TcpListener),
+    /// In-process byte streams (deterministic tests: no kernel in the path, so paused
+    /// tokio time sees every byte at once).
+    Memory(MemoryListener),
+}
+
+impl From<tokio::net::TcpListener> for GatewayListener {
+    fn from(l: tokio::net::TcpListener) -> Self {
+        Self::Tcp(l)
+    }
+}
+
+impl GatewayListener {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Self::Tcp(l) => l.local_addr(),
+            Self::Memory(m) => Ok(m.addr),
+        }
+    }
+}
+
+/// Accepts in-memory connections made through its [`MemoryConnector`].
+pub struct MemoryListener {
+    rx: mpsc::Receiver<DuplexStream>,
+    addr: SocketAddr,
+}
+
+/// Opens in-memory connections to a [`MemoryListener`].
+#[derive(Clone)]
+pub struct MemoryConnector {
+    tx: mpsc::Sender<DuplexStream>,
+}
+
+/// A listener/connector pair; the listener reports `addr` as its address and as every
+/// client's remote address.
+pub fn memory_transport(addr: SocketAddr) -> (MemoryListener, MemoryConnector) {
+    let (tx, rx) = mpsc::channel(64);
+    (MemoryListener { rx, addr }, MemoryConnector { tx })
+}
+
+impl MemoryConnector {
+    /// A new connection's client end; `None` when the gateway is gone.
+    pub async fn connect(&self) -> Option<DuplexStream> {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        self.tx.send(server).await.ok()?;
+        Some(client)
+    }
+}
+
+impl axum::serve::Listener for MemoryListener {
+    type Io = DuplexStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(io) => (io, self.addr),
+            // No connector left: accept nothing more.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
+}
+
 /// Serves the port until `stop` turns true.
 pub(super) fn serve(
-    listener: tokio::net::TcpListener,
+    listener: GatewayListener,
     shared: Arc<Shared>,
     gateway: ActorRef<GatewayMsg>,
     mut stop: watch::Receiver<bool>,
@@ -41,15 +113,32 @@ pub(super) fn serve(
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(AppState { shared, gateway });
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
     tokio::spawn(async move {
-        let server = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-        if let Err(e) = server.await {
+        let result = match listener {
+            GatewayListener::Tcp(tcp) => {
+                // Small frames (events, responses) must leave at once, not wait for the
+                // previous segment's ACK (Nagle).
+                let tcp = tcp.tap_io(|s| {
+                    if let Err(e) = s.set_nodelay(true) {
+                        debug!(error = %e, "cannot set TCP_NODELAY on a client socket");
+                    }
+                });
+                axum::serve(tcp, app.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            GatewayListener::Memory(mem) => {
+                // tap_io only to get axum's ConnectInfo<SocketAddr> for any listener.
+                let mem = mem.tap_io(|_| {});
+                axum::serve(mem, app.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        };
+        if let Err(e) = result {
             error!(error = %e, "gateway listener failed");
         }
     })

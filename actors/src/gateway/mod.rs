@@ -37,6 +37,7 @@ use tracing::{debug, info, warn};
 
 pub use auth::{AuthLimiter, AuthPolicy, AuthRefusal};
 pub use connection::{ConnMsg, ConnectionActor, close};
+pub use http::{GatewayListener, MemoryConnector, MemoryListener, memory_transport};
 pub use logs::{LogsTail, tail_file};
 pub use metrics::Metrics;
 pub use registry::{
@@ -126,7 +127,7 @@ pub struct GatewayActor;
 
 pub struct GatewayArgs {
     /// Already bound, so the caller knows the port (port 0 in tests) before the actor runs.
-    pub listener: tokio::net::TcpListener,
+    pub listener: GatewayListener,
     pub settings: GatewaySettings,
     pub info: GatewayInfo,
     pub auth: AuthPolicy,

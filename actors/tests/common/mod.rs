@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use pincer_actors::gateway::{
-    AuthPolicy, CallContext, GatewayActor, GatewayArgs, GatewayInfo, GatewayMsg, GatewaySettings,
-    MethodRegistry, Metrics, methods,
+    AuthPolicy, CallContext, GatewayActor, GatewayArgs, GatewayInfo, GatewayListener, GatewayMsg,
+    GatewaySettings, MemoryConnector, MethodRegistry, Metrics, memory_transport, methods,
 };
 use pincer_actors::protocol::{MSGPACK_SUBPROTOCOL, scopes};
 use ractor::ActorRef;
@@ -24,6 +24,8 @@ pub const TOKEN: &str = "test-token-0123456789";
 
 pub struct TestGateway {
     pub addr: SocketAddr,
+    /// Set for in-memory gateways: how clients reach them.
+    pub connector: Option<MemoryConnector>,
     pub gateway: ActorRef<GatewayMsg>,
     pub handle: tokio::task::JoinHandle<()>,
     pub metrics: Metrics,
@@ -38,6 +40,28 @@ impl TestGateway {
 
     pub async fn start_with(settings: GatewaySettings, auth: AuthPolicy) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener.into(), None, settings, auth).await
+    }
+
+    /// A gateway reached through in-memory streams: no kernel between client and gateway,
+    /// so tests under paused tokio time see every byte without real time passing.
+    pub async fn start_in_memory(settings: GatewaySettings) -> Self {
+        let (listener, connector) = memory_transport("127.0.0.1:1".parse().unwrap());
+        Self::start_on(
+            GatewayListener::Memory(listener),
+            Some(connector),
+            settings,
+            AuthPolicy::Token(TOKEN.into()),
+        )
+        .await
+    }
+
+    async fn start_on(
+        listener: GatewayListener,
+        connector: Option<MemoryConnector>,
+        settings: GatewaySettings,
+        auth: AuthPolicy,
+    ) -> Self {
         let addr = listener.local_addr().unwrap();
         let info = GatewayInfo::default();
         let mut registry = MethodRegistry::new();
@@ -73,6 +97,7 @@ impl TestGateway {
         let (gateway, handle) = GatewayActor::start(args, None).await.unwrap();
         Self {
             addr,
+            connector,
             gateway,
             handle,
             metrics,
@@ -85,7 +110,10 @@ impl TestGateway {
     }
 
     pub async fn client(&self) -> Client {
-        Client::open(&self.url(), false).await
+        match &self.connector {
+            Some(c) => Client::open_memory(c).await,
+            None => Client::open(&self.url(), false).await,
+        }
     }
 
     /// A client that has completed the handshake with the right token.
@@ -130,8 +158,61 @@ pub fn connect_params(min: u32, max: u32, token: Option<&str>, scopes: Option<Ve
     p
 }
 
+/// Either transport, so one client type serves TCP and in-memory gateways.
+pub type ClientIo = tokio_util_either::Io;
+
+pub mod tokio_util_either {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+    use tokio_tungstenite::MaybeTlsStream;
+
+    pub enum Io {
+        Tcp(MaybeTlsStream<tokio::net::TcpStream>),
+        Memory(DuplexStream),
+    }
+
+    impl AsyncRead for Io {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            match self.get_mut() {
+                Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+                Io::Memory(s) => Pin::new(s).poll_read(cx, buf),
+            }
+        }
+    }
+
+    impl AsyncWrite for Io {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            match self.get_mut() {
+                Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+                Io::Memory(s) => Pin::new(s).poll_write(cx, buf),
+            }
+        }
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            match self.get_mut() {
+                Io::Tcp(s) => Pin::new(s).poll_flush(cx),
+                Io::Memory(s) => Pin::new(s).poll_flush(cx),
+            }
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            match self.get_mut() {
+                Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+                Io::Memory(s) => Pin::new(s).poll_shutdown(cx),
+            }
+        }
+    }
+}
+
 pub struct Client {
-    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub ws: WebSocketStream<ClientIo>,
     pub msgpack: bool,
     next_id: u64,
     /// Events received while waiting for a response.
@@ -154,7 +235,12 @@ impl Client {
                 MSGPACK_SUBPROTOCOL.parse().unwrap(),
             );
         }
-        let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let tcp = TcpStream::connect(req.uri().authority().unwrap().as_str())
+            .await
+            .unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let io = ClientIo::Tcp(MaybeTlsStream::Plain(tcp));
+        let (ws, resp) = tokio_tungstenite::client_async(req, io).await.unwrap();
         if msgpack {
             assert_eq!(
                 resp.headers().get("Sec-WebSocket-Protocol").unwrap(),
@@ -164,6 +250,19 @@ impl Client {
         Self {
             ws,
             msgpack,
+            next_id: 0,
+            events: Vec::new(),
+        }
+    }
+
+    pub async fn open_memory(connector: &MemoryConnector) -> Self {
+        let io = ClientIo::Memory(connector.connect().await.expect("gateway accepts"));
+        let (ws, _) = tokio_tungstenite::client_async("ws://127.0.0.1:1/", io)
+            .await
+            .unwrap();
+        Self {
+            ws,
+            msgpack: false,
             next_id: 0,
             events: Vec::new(),
         }
