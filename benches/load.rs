@@ -156,9 +156,15 @@ async fn drive(mut ws: Ws, inflight: usize, stop: Arc<AtomicBool>, done: Arc<Ato
     let req = Message::Text(r#"{"type":"req","id":"h","method":"health"}"#.into());
     let mut outstanding = 0;
     loop {
+        // Queue the whole window, then write it with one flush, as a pipelining client would.
+        let mut queued = false;
         while outstanding < inflight && !stop.load(Ordering::Relaxed) {
-            ws.send(req.clone()).await.unwrap();
+            ws.feed(req.clone()).await.unwrap();
             outstanding += 1;
+            queued = true;
+        }
+        if queued {
+            ws.flush().await.unwrap();
         }
         if outstanding == 0 {
             break;

@@ -21,7 +21,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, debug_span, info_span, warn};
 
 use super::registry::CallContext;
 use super::{GatewayMsg, Shared, idempotency};
@@ -577,7 +577,7 @@ impl ConnectionState {
         };
         let handler = entry.handler.clone();
         let id = req.id;
-        let span = info_span!("request", conn_id = %self.conn_id, %method, request_id = %id);
+        let span = debug_span!("request", conn_id = %self.conn_id, %method, request_id = %id);
 
         if let Some(key) = idem_key {
             // Side-effecting call with a key: the gateway decides whether it runs again.
