@@ -471,13 +471,49 @@ async fn config_patch_with_a_stale_base_hash_is_refused_and_a_fresh_one_applies_
     .await;
     assert_eq!(port["payload"]["restart"]["required"], true, "{port}");
 
+    let current = rpc(&mut ws, "g2", "config.get", json!({})).await["payload"]["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let applied = rpc(
+        &mut ws,
+        "a1",
+        "config.apply",
+        json!({"raw": "{logging: {level: 'info'}}", "baseHash": current, "note": "test"}),
+    )
+    .await;
+    assert_eq!(applied["ok"], true, "{applied}");
+    assert_eq!(
+        applied["payload"]["config"],
+        json!({"logging": {"level": "info"}})
+    );
+
+    let logs = rpc(&mut ws, "l1", "logs.tail", json!({"limit": 50})).await;
+    assert_eq!(logs["ok"], true, "{logs}");
+    let lines = logs["payload"]["lines"].as_array().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("config written")),
+        "{logs}"
+    );
+    assert!(
+        logs["payload"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("logs/gateway.log")
+    );
+
     let schema = rpc(&mut ws, "s1", "config.schema", json!({})).await;
     assert_eq!(
         schema["payload"]["uiHints"]["gateway.auth.token"]["sensitive"],
         true
     );
     let on_disk = std::fs::read_to_string(home.join("pincer.json")).unwrap();
-    assert!(on_disk.contains("debug"), "{on_disk}");
+    assert_eq!(
+        on_disk, "{logging: {level: 'info'}}",
+        "config.apply wrote the whole file"
+    );
 }
 
 #[tokio::test]

@@ -511,3 +511,28 @@ async fn healthz_and_metrics_over_http() {
     }
     gw.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn health_events_carry_a_growing_state_version() {
+    let gw = TestGateway::start_in_memory(GatewaySettings::default()).await;
+    let mut c = gw.connected().await;
+    let t0 = tokio::time::Instant::now();
+    let mut versions = Vec::new();
+    while versions.len() < 2 {
+        match c.recv_within(Duration::from_secs(61)).await {
+            Some(Got::Frame(v)) if v["event"] == "health" => {
+                assert_eq!(v["payload"]["ok"], true);
+                versions.push(v["stateVersion"]["health"].as_u64().unwrap());
+                assert_eq!(
+                    t0.elapsed(),
+                    Duration::from_secs(60 * versions.len() as u64),
+                    "every 60 s"
+                );
+            }
+            Some(Got::Frame(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(versions[1] > versions[0], "{versions:?}");
+    gw.stop().await;
+}
