@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use pincer::client::{CallOptions, Session, Ws};
+use pincer_actors::protocol::ConnectAuth;
+
 use tokio_tungstenite::tungstenite::Message;
 
 const TOKEN: &str = "load-test-token-0123456789abcdef";
@@ -124,31 +126,20 @@ impl Gateway {
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn connect(addr: &str) -> Ws {
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/"), None, true)
-            .await
-            .expect("connect");
-    let _challenge = ws.next().await;
-    let hello = json!({"type":"req","id":"c","method":"connect","params":{
-        "minProtocol":3,"maxProtocol":4,"auth":{"token":TOKEN},
-        "client":{"id":"test","version":"load","platform":"linux","mode":"test"}}});
-    ws.send(Message::Text(hello.to_string().into()))
+    let opts = CallOptions {
+        url: format!("ws://{addr}/"),
+        auth: ConnectAuth {
+            token: Some(TOKEN.into()),
+            ..Default::default()
+        },
+        timeout: Duration::from_secs(10),
+        scopes: None,
+    };
+    Session::connect(&opts)
         .await
-        .unwrap();
-    loop {
-        let Some(Ok(Message::Text(t))) = ws.next().await else {
-            panic!("handshake failed")
-        };
-        let v: Value = serde_json::from_str(&t).unwrap();
-        if v["id"] == "c" {
-            assert_eq!(v["ok"], true, "handshake refused: {v}");
-            return ws;
-        }
-    }
+        .expect("handshake")
+        .into_inner()
 }
 
 /// Sends `health` requests keeping `inflight` outstanding until `stop`; counts responses.

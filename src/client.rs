@@ -48,7 +48,7 @@ pub struct CallOptions {
     pub scopes: Option<Vec<String>>,
 }
 
-type Ws =
+pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Connects, performs the handshake, calls `method` once and returns its payload.
@@ -71,61 +71,105 @@ async fn call_inner(
     method: &str,
     params: Option<Value>,
 ) -> Result<Value, ClientError> {
-    let url = &opts.url;
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
-        .await
-        .map_err(|e| ClientError::Unreachable {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-    let challenge = next_frame(&mut ws, url).await?;
-    if challenge["event"] != "connect.challenge" {
-        return Err(ClientError::Protocol(format!(
-            "expected connect.challenge, got {challenge}"
-        )));
-    }
-    let mut connect = json!({
-        "minProtocol": PROTOCOL_MIN,
-        "maxProtocol": PROTOCOL_MAX,
-        "client": {
-            "id": "cli",
-            "displayName": "pincer cli",
-            "version": env!("CARGO_PKG_VERSION"),
-            "platform": std::env::consts::OS,
-            "mode": "cli",
-        },
-        "role": "operator",
-        "auth": opts.auth,
-    });
-    if let Some(scopes) = &opts.scopes {
-        connect["scopes"] = json!(scopes);
-    }
-    let hello = request(&mut ws, url, "connect", Some(connect)).await;
-    match hello {
-        Ok(_) => {}
-        Err(ClientError::Rpc { error, .. }) => {
-            let hint = if error.message.contains("unauthorized") {
-                "pass --token (or --password), or set PINCER_GATEWAY_TOKEN; the gateway's generated token is in <state dir>/credentials/gateway.token"
-            } else if error
-                .details
-                .as_ref()
-                .is_some_and(|d| d["code"] == "PROTOCOL_MISMATCH")
-            {
-                "this client and the gateway speak different protocol versions; upgrade the older one"
-            } else {
-                "see the gateway's log for details"
-            };
-            return Err(ClientError::Refused {
-                url: url.clone(),
-                error,
-                hint,
-            });
-        }
-        Err(e) => return Err(e),
-    }
-    let result = request(&mut ws, url, method, params).await;
-    let _ = ws.close(None).await;
+    let mut session = Session::connect(opts).await?;
+    let result = session.request(method, params).await;
+    session.close().await;
     result
+}
+
+/// One authenticated connection to a gateway, for callers that make several requests
+/// (tests, tools). `call` is the one-shot form.
+pub struct Session {
+    ws: Ws,
+    url: String,
+    /// Events received while waiting for responses, oldest first.
+    pub events: Vec<Value>,
+}
+
+impl Session {
+    /// Connects and completes the handshake (client id `cli`, role operator).
+    pub async fn connect(opts: &CallOptions) -> Result<Self, ClientError> {
+        let url = opts.url.clone();
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut session = Self {
+            ws,
+            url,
+            events: Vec::new(),
+        };
+        let challenge = next_frame(&mut session.ws, &session.url).await?;
+        if challenge["event"] != "connect.challenge" {
+            return Err(ClientError::Protocol(format!(
+                "expected connect.challenge, got {challenge}"
+            )));
+        }
+        let mut connect = json!({
+            "minProtocol": PROTOCOL_MIN,
+            "maxProtocol": PROTOCOL_MAX,
+            "client": {
+                "id": "cli",
+                "displayName": "pincer cli",
+                "version": env!("CARGO_PKG_VERSION"),
+                "platform": std::env::consts::OS,
+                "mode": "cli",
+            },
+            "role": "operator",
+            "auth": opts.auth,
+        });
+        if let Some(scopes) = &opts.scopes {
+            connect["scopes"] = json!(scopes);
+        }
+        match session.request("connect", Some(connect)).await {
+            Ok(_) => Ok(session),
+            Err(ClientError::Rpc { error, .. }) => {
+                let hint = if error.message.contains("unauthorized") {
+                    "pass --token (or --password), or set PINCER_GATEWAY_TOKEN; the gateway's generated token is in <state dir>/credentials/gateway.token"
+                } else if error
+                    .details
+                    .as_ref()
+                    .is_some_and(|d| d["code"] == "PROTOCOL_MISMATCH")
+                {
+                    "this client and the gateway speak different protocol versions; upgrade the older one"
+                } else {
+                    "see the gateway's log for details"
+                };
+                Err(ClientError::Refused {
+                    url: session.url,
+                    error,
+                    hint,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Calls one method and returns its payload; events that arrive meanwhile are kept
+    /// in `events`.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Value, ClientError> {
+        request(&mut self.ws, &self.url, method, params, &mut self.events).await
+    }
+
+    /// The next frame (event or stray response).
+    pub async fn next_frame(&mut self) -> Result<Value, ClientError> {
+        next_frame(&mut self.ws, &self.url).await
+    }
+
+    /// The socket, for callers that drive frames themselves (the load tool).
+    pub fn into_inner(self) -> Ws {
+        self.ws
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
 }
 
 async fn request(
@@ -133,6 +177,7 @@ async fn request(
     url: &str,
     method: &str,
     params: Option<Value>,
+    events: &mut Vec<Value>,
 ) -> Result<Value, ClientError> {
     let id = uuid::Uuid::new_v4().to_string();
     let mut frame = json!({"type": "req", "id": id, "method": method});
@@ -157,6 +202,9 @@ async fn request(
                 method: method.to_owned(),
                 error,
             });
+        }
+        if v["type"] == "event" {
+            events.push(v);
         }
     }
 }

@@ -7,7 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
+use pincer::client::{CallOptions, ClientError, Session};
+use pincer_actors::protocol::ConnectAuth;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -107,27 +109,17 @@ fn text(o: &Output) -> String {
     )
 }
 
-async fn connect(
-    url: &str,
-    token: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let _challenge = ws.next().await;
-    let hello = json!({"type":"req","id":"c","method":"connect","params":{"minProtocol":3,"maxProtocol":4,
-        "auth":{"token":token},"client":{"id":"test","version":"t","platform":"linux","mode":"test"}}});
-    ws.send(Message::Text(hello.to_string().into()))
-        .await
-        .unwrap();
-    loop {
-        let Some(Ok(Message::Text(t))) = ws.next().await else {
-            panic!("handshake failed")
-        };
-        let v: Value = serde_json::from_str(&t).unwrap();
-        if v["id"] == "c" {
-            assert_eq!(v["ok"], true, "{v}");
-            return ws;
-        }
-    }
+async fn connect(url: &str, token: &str) -> Session {
+    let opts = CallOptions {
+        url: url.to_owned(),
+        auth: ConnectAuth {
+            token: Some(token.to_owned()),
+            ..Default::default()
+        },
+        timeout: Duration::from_secs(10),
+        scopes: None,
+    };
+    Session::connect(&opts).await.expect("handshake")
 }
 
 fn temp_home() -> (tempfile::TempDir, PathBuf) {
@@ -144,7 +136,7 @@ async fn sigterm_tells_clients_then_exits_zero() {
         &["--port", "0"],
         &[("PINCER_GATEWAY_TOKEN", "tok-sigterm")],
     );
-    let mut ws = connect(&gw.url(), "tok-sigterm").await;
+    let mut ws = connect(&gw.url(), "tok-sigterm").await.into_inner();
     gw.signal(libc::SIGTERM);
     let mut got_shutdown = false;
     let close_code = loop {
@@ -282,30 +274,16 @@ fn cli_reports_an_unreachable_gateway_with_exit_3() {
     assert!(text(&out).contains("is it running?"), "{}", text(&out));
 }
 
-/// A request on an open socket; returns the response frame.
-async fn rpc(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    id: &str,
-    method: &str,
-    params: Value,
-) -> Value {
-    let frame = json!({"type": "req", "id": id, "method": method, "params": params});
-    ws.send(Message::Text(frame.to_string().into()))
+/// A request on an open session; returns `{ok, payload}` or `{ok: false, error}` like
+/// the response frame, so tests can look at error codes and details.
+async fn rpc(s: &mut Session, _id: &str, method: &str, params: Value) -> Value {
+    let call = tokio::time::timeout(Duration::from_secs(10), s.request(method, Some(params)))
         .await
-        .unwrap();
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("answer within 10 s");
-        let Some(Ok(Message::Text(t))) = next else {
-            panic!("socket ended waiting for {id}: {next:?}")
-        };
-        let v: Value = serde_json::from_str(&t).unwrap();
-        if v["id"] == id {
-            return v;
-        }
+        .expect("answer within 10 s");
+    match call {
+        Ok(payload) => json!({"ok": true, "payload": payload}),
+        Err(ClientError::Rpc { error, .. }) => json!({"ok": false, "error": error}),
+        Err(e) => panic!("{method}: {e}"),
     }
 }
 
