@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::{SinkExt, StreamExt};
+use pincer::client::{CallOptions, Session};
 use pincer_actors::gateway::{
     AuthPolicy, GatewayActor, GatewayArgs, GatewayInfo, GatewaySettings, MethodRegistry, Metrics,
     methods,
 };
-use pincer_actors::protocol::{Encoding, RequestFrame, decode_request};
+use pincer_actors::protocol::{ConnectAuth, Encoding, RequestFrame, decode_request};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -55,13 +56,16 @@ fn round_trip(c: &mut Criterion) {
         };
         let (gateway, _handle) = GatewayActor::start(args, None).await.unwrap();
         std::mem::forget(gateway);
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/"), None, true).await.unwrap();
-        let _challenge = ws.next().await;
-        let hello = json!({"type":"req","id":"c","method":"connect","params":{"minProtocol":3,"maxProtocol":4,
-            "auth":{"token":"bench"},"client":{"id":"test","version":"b","platform":"linux","mode":"test"}}});
-        ws.send(Message::Text(hello.to_string().into())).await.unwrap();
-        let _hello = ws.next().await;
-        ws
+        let opts = CallOptions {
+            url: format!("ws://{addr}/"),
+            auth: ConnectAuth {
+                token: Some("bench".into()),
+                ..Default::default()
+            },
+            timeout: std::time::Duration::from_secs(10),
+            scopes: None,
+        };
+        Session::connect(&opts).await.unwrap().into_inner()
     });
     let req = Message::Text(r#"{"type":"req","id":"h","method":"health"}"#.into());
     c.bench_function("health_round_trip/one_connection", |b| {
