@@ -153,22 +153,28 @@ impl Scanner<'_> {
         }
     }
 
-    fn object(&mut self, path: String) {
-        self.bump(); // {
+    /// Moves to the next member of an object or array: skips white space and commas;
+    /// `false` at the closing `close` (consumed) or at the end of the text.
+    fn next_item(&mut self, close: u8) -> bool {
         loop {
             self.skip_ws();
             match self.peek() {
-                None => return,
-                Some(b'}') => {
+                None => return false,
+                Some(c) if c == close => {
                     self.bump();
-                    return;
+                    return false;
                 }
                 Some(b',') => {
                     self.bump();
-                    continue;
                 }
-                _ => {}
+                _ => return true,
             }
+        }
+    }
+
+    fn object(&mut self, path: String) {
+        self.bump(); // {
+        while self.next_item(b'}') {
             let (line, col) = (self.line, self.col);
             let key = match self.peek() {
                 Some(b'"') | Some(b'\'') => self.string(),
@@ -211,20 +217,7 @@ impl Scanner<'_> {
     fn array(&mut self, path: String) {
         self.bump(); // [
         let mut index = 0;
-        loop {
-            self.skip_ws();
-            match self.peek() {
-                None => return,
-                Some(b']') => {
-                    self.bump();
-                    return;
-                }
-                Some(b',') => {
-                    self.bump();
-                    continue;
-                }
-                _ => {}
-            }
+        while self.next_item(b']') {
             let (line, col) = (self.line, self.col);
             let child = format!("{path}.{index}");
             let value_start = self.pos;
