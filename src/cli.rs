@@ -88,8 +88,9 @@ pub struct RunArgs {
     /// Address to bind: loopback, lan, or an IP address; beats gateway.bind
     #[arg(long, value_name = "BIND")]
     pub bind: Option<String>,
-    /// Debug aid: make supervised actors fail on purpose, e.g. `gateway:panic@3`
-    /// (panic at its 3rd message), `config-watcher:error@1`; repeatable
+    /// Debug aid: make a supervised actor fail on purpose, e.g. `gateway:panic@3` (panic
+    /// at its 3rd message), `config-watcher:error@1`; actors: config-watcher, gateway,
+    /// config-reloader; repeatable
     #[arg(long = "inject-fault", value_name = "ACTOR:KIND@N")]
     pub faults: Vec<String>,
 }
