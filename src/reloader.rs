@@ -21,6 +21,8 @@ pub struct ReloaderArgs {
     pub level: Option<LevelHandle>,
     /// `--log-level` or RUST_LOG pin the level: config changes then do not move it.
     pub level_pinned: bool,
+    /// The address the gateway listens on: auth "none" is refused unless it is loopback.
+    pub bind_ip: std::net::IpAddr,
 }
 
 impl Actor for ConfigReloader {
@@ -44,7 +46,12 @@ impl Actor for ConfigReloader {
     ) -> Result<(), ActorProcessingErr> {
         let changed = &update.diff.changed;
         if changed.iter().any(|k| k.starts_with("gateway.auth")) {
-            match config::resolve_gateway_auth(&update.config, &s.state, &crate::setup::env, true) {
+            let resolved =
+                config::resolve_gateway_auth(&update.config, &s.state, &crate::setup::env, true)
+                    .and_then(|auth| {
+                        config::ensure_safe_bind(s.bind_ip, &auth.policy).map(|_| auth)
+                    });
+            match resolved {
                 Ok(auth) => match s.gateway.borrow().clone() {
                     Some(gw) => {
                         let _ = gw.cast(GatewayMsg::SetAuth { auth: auth.policy });

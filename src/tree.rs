@@ -167,6 +167,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         .shutdown(p.settings.shutdown_grace + Duration::from_secs(1))
     };
 
+    let bind_ip = p.bind.ip();
     let reloader_spec = {
         let (state, level, pinned, updates, gateway_rx) = (
             p.state.clone(),
@@ -181,6 +182,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
                 gateway: gateway_rx.clone(),
                 level: level.clone(),
                 level_pinned: pinned,
+                bind_ip,
             };
             let updates = updates.clone();
             async move {
