@@ -87,8 +87,20 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects and completes the handshake (client id `cli`, role operator).
+    /// Connects and completes the handshake (client id `cli`, role operator), giving up
+    /// after `opts.timeout`.
     pub async fn connect(opts: &CallOptions) -> Result<Self, ClientError> {
+        tokio::time::timeout(opts.timeout, Self::connect_inner(opts))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::Timeout {
+                    url: opts.url.clone(),
+                    timeout: opts.timeout,
+                })
+            })
+    }
+
+    async fn connect_inner(opts: &CallOptions) -> Result<Self, ClientError> {
         let url = opts.url.clone();
         let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
             .await

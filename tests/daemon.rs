@@ -584,3 +584,70 @@ async fn reqwest_like_get(addr: &str, path: &str) -> String {
     s.read_to_end(&mut buf).await.unwrap();
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+#[tokio::test]
+async fn a_gateway_crash_closes_its_clients_restarts_on_the_same_port_and_keeps_the_daemon() {
+    let (_dir, home) = temp_home();
+    // The gateway's 2nd message is the second client's join: it panics there.
+    let gw = Daemon::start(
+        &home,
+        &["--port", "0", "--inject-fault", "gateway:panic@2"],
+        &[],
+    );
+    let token = read_token(&home);
+    let first = connect(&gw.url(), &token).await.into_inner();
+    let opts = CallOptions {
+        url: gw.url(),
+        auth: ConnectAuth {
+            token: Some(token.clone()),
+            ..Default::default()
+        },
+        timeout: Duration::from_secs(10),
+        scopes: None,
+    };
+    let second = Session::connect(&opts).await;
+    assert!(
+        second.is_err(),
+        "the join that crashed the gateway is not accepted"
+    );
+    // The first client is told to close: its gateway is gone.
+    let mut first = first;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), first.next())
+            .await
+            .expect("close within 10 s")
+        {
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1012), "1012: service restart");
+    // The supervisor restarted the gateway on the same socket.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut third = loop {
+        match Session::connect(&opts).await {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no gateway after the restart: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert_eq!(third.request("health", None).await.unwrap()["ok"], true);
+    let metrics = reqwest_like_get(&gw.addr, "/metrics").await;
+    assert!(
+        metrics.contains("pincer_actor_restarts_total{kind=\"gateway\"} 1"),
+        "{metrics}"
+    );
+    // The killed connections were un-counted: only the third is connected.
+    assert!(
+        metrics.contains("pincer_gateway_connections 1\n"),
+        "{metrics}"
+    );
+    gw.signal(libc::SIGTERM);
+    assert_eq!(gw.wait().0, Some(0), "the daemon still stops cleanly");
+}

@@ -17,7 +17,10 @@ async fn handshake_succeeds_and_lists_exactly_the_registered_methods() {
     let challenge = c.frame().await;
     assert_eq!(challenge["type"], "event");
     assert_eq!(challenge["event"], "connect.challenge");
-    assert_eq!(challenge["seq"], 1);
+    assert!(
+        challenge.get("seq").is_none(),
+        "the challenge is outside the sequence"
+    );
     assert!(challenge["payload"]["nonce"].as_str().unwrap().len() >= 16);
     assert!(challenge["payload"]["ts"].as_u64().unwrap() > 0);
 
@@ -28,6 +31,10 @@ async fn handshake_succeeds_and_lists_exactly_the_registered_methods() {
     let hello = &res["payload"];
     assert_eq!(hello["type"], "hello-ok");
     assert_eq!(hello["protocol"], 4);
+    // Protocol 4's schema requires `auth{role, scopes}`; no scopes asked means admin.
+    assert_eq!(hello["auth"]["role"], "operator");
+    assert_eq!(hello["auth"]["scopes"], json!(["operator.admin"]));
+    assert_eq!(hello["auth"]["method"], "token");
     assert!(!hello["server"]["connId"].as_str().unwrap().is_empty());
     let methods: Vec<&str> = hello["features"]["methods"]
         .as_array()
@@ -75,10 +82,6 @@ async fn handshake_succeeds_and_lists_exactly_the_registered_methods() {
     );
     assert_eq!(snap["health"]["ok"], true);
     assert_eq!(snap["sessionDefaults"]["mainSessionKey"], "agent:main:main");
-    assert!(
-        hello.get("auth").is_none(),
-        "no device token issued, so no auth block"
-    );
 
     let health = c.request("health", Value::Null).await;
     assert_eq!(health["ok"], true);
@@ -155,6 +158,8 @@ async fn bad_or_missing_token_is_refused_and_repeated_failures_are_rate_limited(
                 .contains("token mismatch"),
             "{res}"
         );
+        // What makes OpenClaw's long-lived clients stop reconnecting with a bad token.
+        assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
         assert_eq!(c.expect_close().await.0, 1008);
     }
     // Ten failures in the window: now even the right token is refused for a while.
@@ -169,6 +174,7 @@ async fn bad_or_missing_token_is_refused_and_repeated_failures_are_rate_limited(
         "{res}"
     );
     assert_eq!(res["error"]["retryable"], true);
+    assert_eq!(res["error"]["details"]["code"], "AUTH_RATE_LIMITED");
     assert!(res["error"]["retryAfterMs"].as_u64().unwrap() > 0);
     gw.stop().await;
 }
@@ -195,6 +201,8 @@ async fn a_call_without_the_scope_is_forbidden() {
             .unwrap()
             .contains("operator.admin")
     );
+    assert_eq!(res["error"]["details"]["code"], "MISSING_SCOPE");
+    assert_eq!(res["error"]["details"]["missingScope"], "operator.admin");
     let res = c
         .request("test.effect", json!({"idempotencyKey": "x"}))
         .await;
@@ -534,5 +542,27 @@ async fn health_events_carry_a_growing_state_version() {
         }
     }
     assert!(versions[1] > versions[0], "{versions:?}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn health_needs_no_scope_but_everything_else_does() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client().await;
+    let hello = c
+        .connect(connect_params(4, 4, Some(TOKEN), Some(vec![])))
+        .await;
+    assert_eq!(hello["ok"], true, "{hello}");
+    assert_eq!(hello["payload"]["auth"]["scopes"], json!([]));
+    let health = c.request("health", Value::Null).await;
+    assert_eq!(health["ok"], true, "{health}");
+    let status = c.request("status", Value::Null).await;
+    assert_eq!(status["error"]["code"], "FORBIDDEN", "{status}");
+    assert_eq!(status["error"]["details"]["missingScope"], "operator.read");
+    // Protocol 3's schema requires a device token inside `auth`: no token, no block.
+    let mut v3 = gw.client().await;
+    let hello = v3.connect(connect_params(3, 3, Some(TOKEN), None)).await;
+    assert_eq!(hello["payload"]["protocol"], 3);
+    assert!(hello["payload"].get("auth").is_none(), "{hello}");
     gw.stop().await;
 }

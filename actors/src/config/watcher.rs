@@ -39,8 +39,9 @@ pub struct ConfigUpdate {
 pub struct ConfigSnapshot {
     pub path: String,
     pub exists: bool,
-    /// The file's text with secrets replaced by `__PINCER_REDACTED__`.
-    pub raw: String,
+    /// The file's text with secrets replaced by `__PINCER_REDACTED__`; `null` when there
+    /// is no file yet (OpenClaw's answer too).
+    pub raw: Option<String>,
     pub hash: String,
     pub valid: bool,
     /// The config Pincer runs with, secrets redacted.
@@ -216,7 +217,7 @@ impl ConfigWatcherState {
         ConfigSnapshot {
             path: c.path.display().to_string(),
             exists: c.exists,
-            raw: redacted_raw(&c.raw),
+            raw: c.exists.then(|| redacted_raw(&c.raw)),
             hash: c.hash.clone(),
             valid: true,
             config: redacted(&c.value),
@@ -464,7 +465,11 @@ mod tests {
         .await;
         let snap = get(&w).await;
         assert!(
-            snap.exists && !snap.raw.contains("sek") && snap.raw.contains(crate::config::REDACTED)
+            snap.exists
+                && snap
+                    .raw
+                    .as_deref()
+                    .is_some_and(|r| !r.contains("sek") && r.contains(crate::config::REDACTED))
         );
         assert_eq!(
             snap.config["gateway"]["auth"]["token"],
@@ -524,6 +529,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn without_a_file_raw_is_null_and_a_patch_needs_no_base_hash() {
+        let (_d, path, w, _rx) = start(None, false).await;
+        let snap = get(&w).await;
+        assert!(!snap.exists);
+        assert_eq!(serde_json::to_value(&snap).unwrap()["raw"], Value::Null);
+        let res = patch(&w, "{ logging: { level: 'debug' } }", None)
+            .await
+            .unwrap();
+        assert!(res.ok);
+        assert!(std::fs::read_to_string(&path).unwrap().contains("debug"));
+        let snap = get(&w).await;
+        assert!(snap.exists && snap.raw.as_deref().is_some_and(|r| r.contains("debug")));
+    }
+
+    #[tokio::test]
     async fn writing_back_redacted_secrets_keeps_them() {
         let (_d, path, w, _rx) =
             start(Some("{ gateway: { auth: { token: 'sek' } } }"), false).await;
@@ -531,7 +551,7 @@ mod tests {
         let res = w
             .call(
                 |reply| ConfigMsg::Set {
-                    raw: snap.raw.replace("sek", "x"),
+                    raw: snap.raw.clone().unwrap().replace("sek", "x"),
                     base_hash: Some(snap.hash.clone()),
                     reply,
                 },

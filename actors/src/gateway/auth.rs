@@ -42,7 +42,9 @@ impl AuthPolicy {
 pub enum AuthRefusal {
     #[error("unauthorized: gateway token missing (pass --token or set auth.token in connect)")]
     TokenMissing,
-    #[error("unauthorized: gateway token mismatch")]
+    #[error(
+        "unauthorized: gateway token mismatch (use the token in the gateway's state directory, credentials/gateway.token, or its PINCER_GATEWAY_TOKEN)"
+    )]
     TokenMismatch,
     #[error("unauthorized: gateway password missing")]
     PasswordMissing,
@@ -54,6 +56,31 @@ pub enum AuthRefusal {
     UnsupportedRole(String),
     #[error("gateway is shutting down")]
     ShuttingDown,
+}
+
+impl AuthRefusal {
+    /// OpenClaw's `details` for this refusal. Clients act on `details.code`: a token
+    /// mismatch makes a long-lived client stop reconnecting instead of retrying forever.
+    pub fn details(&self) -> serde_json::Value {
+        use serde_json::json;
+        let credentials = |code: &str, reason: &str| {
+            json!({
+                "code": code,
+                "authReason": reason,
+                "canRetryWithDeviceToken": false,
+                "recommendedNextStep": "update_auth_credentials",
+            })
+        };
+        match self {
+            Self::TokenMissing => credentials("AUTH_TOKEN_MISSING", "token_missing"),
+            Self::TokenMismatch => credentials("AUTH_TOKEN_MISMATCH", "token_mismatch"),
+            Self::PasswordMissing => credentials("AUTH_PASSWORD_MISSING", "password_missing"),
+            Self::PasswordMismatch => credentials("AUTH_PASSWORD_MISMATCH", "password_mismatch"),
+            Self::RateLimited { .. } => json!({ "code": "AUTH_RATE_LIMITED" }),
+            Self::UnsupportedRole(role) => json!({ "code": "UNSUPPORTED_ROLE", "role": role }),
+            Self::ShuttingDown => json!({ "code": "SHUTTING_DOWN" }),
+        }
+    }
 }
 
 /// Checks the offered credentials against the policy in constant time.

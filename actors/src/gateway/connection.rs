@@ -26,9 +26,9 @@ use tracing::{Instrument, debug, debug_span, info_span, warn};
 use super::registry::CallContext;
 use super::{GatewayMsg, Shared, idempotency};
 use crate::protocol::{
-    self, ClientInfo, ConnectParams, Encoding, ErrorShape, EventFrame, Features, FrameError,
-    HelloOk, PresenceEntry, RequestFrame, ResponseFrame, ServerInfo, Snapshot, StateVersion,
-    scopes,
+    self, AuthInfo, ClientInfo, ConnectParams, Encoding, ErrorShape, EventFrame, Features,
+    FrameError, HelloOk, PresenceEntry, RequestFrame, ResponseFrame, ServerInfo, Snapshot,
+    StateVersion, scopes,
 };
 
 /// Close codes used by the gateway.
@@ -63,7 +63,8 @@ enum Phase {
 }
 
 pub struct ConnectionState {
-    sink: SplitSink<WebSocket, Message>,
+    /// The write half. `None` only inside `Drop`, which takes it to say goodbye.
+    sink: Option<SplitSink<WebSocket, Message>>,
     reader: JoinHandle<()>,
     timers: Vec<JoinHandle<()>>,
     permits: Arc<Semaphore>,
@@ -133,8 +134,10 @@ impl Actor for ConnectionActor {
         let timeout = args.shared.settings.handshake_timeout;
         let handshake_timer =
             myself.send_after(timeout, || ConnMsg::Internal(Internal::HandshakeTimeout));
+        // Counted here, with the state whose Drop un-counts it.
+        args.shared.metrics.connection_opened();
         Ok(ConnectionState {
-            sink,
+            sink: Some(sink),
             reader,
             timers: vec![tokio::spawn(async move {
                 let _ = handshake_timer.await;
@@ -158,29 +161,18 @@ impl Actor for ConnectionActor {
         state: &mut ConnectionState,
     ) -> Result<(), ActorProcessingErr> {
         let nonce = uuid::Uuid::new_v4().to_string();
-        state.shared.metrics.connection_opened();
-        state
-            .send_event(
-                "connect.challenge",
-                json!({"nonce": nonce, "ts": super::now_ms()}),
-                None,
-            )
-            .await;
+        // Outside the per-connection sequence, as in OpenClaw: the first event after the
+        // handshake is `seq: 1`.
+        let challenge = EventFrame::new(
+            "connect.challenge",
+            json!({"nonce": nonce, "ts": super::now_ms()}),
+        );
+        state.send(&challenge).await;
         Ok(())
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<ConnMsg>,
-        state: &mut ConnectionState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.reader.abort();
-        for t in &state.timers {
-            t.abort();
-        }
-        state.shared.metrics.connection_closed();
-        Ok(())
-    }
+    // Clean-up lives in `Drop for ConnectionState`: a connection killed with its gateway
+    // (ractor kills the children of an actor that panics) never runs `post_stop`.
 
     async fn handle(
         &self,
@@ -219,7 +211,7 @@ impl Actor for ConnectionActor {
             }
             ConnMsg::Internal(Internal::Flush) => {
                 state.flush_pending = false;
-                if let Err(e) = state.sink.flush().await {
+                if let Err(e) = state.sink().flush().await {
                     debug!(conn_id = %state.conn_id, error = %e, "socket flush failed");
                 }
             }
@@ -486,7 +478,8 @@ impl ConnectionState {
         let join = match joined {
             Ok(j) => j,
             Err(refusal) => {
-                let mut err = ErrorShape::invalid_request(refusal.to_string());
+                let mut err = ErrorShape::invalid_request(refusal.to_string())
+                    .with_details(refusal.details());
                 if let super::AuthRefusal::RateLimited { retry_after } = &refusal {
                     err = err.retry_after(retry_after.as_millis() as u64);
                 }
@@ -521,7 +514,13 @@ impl ConnectionState {
                 auth_mode: Some(join.auth_mode.into()),
             },
             canvas_host_url: None,
-            auth: None,
+            auth: (protocol >= 4).then(|| AuthInfo {
+                method: Some(join.auth_mode.into()),
+                device_token: None,
+                role: "operator".into(),
+                scopes: join.scopes.clone(),
+                issued_at_ms: None,
+            }),
             policy: settings.policy,
         };
         let payload = serde_json::to_value(&hello).expect("hello-ok serialises");
@@ -563,10 +562,16 @@ impl ConnectionState {
         let method: Arc<str> = Arc::from(req.method.as_str());
         if !scopes::satisfies(&ctx.scopes, entry.scope) {
             metrics.request(&method, "forbidden");
+            // OpenClaw's shape: long-lived clients read `details.code`.
             let err = ErrorShape::forbidden(format!(
                 "missing scope: {} (needed by {})",
                 entry.scope, method
-            ));
+            ))
+            .with_details(json!({
+                "code": "MISSING_SCOPE",
+                "missingScope": entry.scope,
+                "requiredScopes": [entry.scope],
+            }));
             return self.send(&ResponseFrame::err(req.id, err)).await;
         }
         let mut params = req.params.unwrap_or(Value::Null);
@@ -661,7 +666,7 @@ impl ConnectionState {
             ),
             Encoding::MsgPack => Message::Binary(bytes.into()),
         };
-        if let Err(e) = self.sink.feed(msg).await {
+        if let Err(e) = self.sink().feed(msg).await {
             debug!(conn_id = %self.conn_id, error = %e, "socket write failed");
             return;
         }
@@ -669,6 +674,12 @@ impl ConnectionState {
             self.flush_pending = true;
             let _ = self.myself.cast(ConnMsg::Internal(Internal::Flush));
         }
+    }
+
+    fn sink(&mut self) -> &mut SplitSink<WebSocket, Message> {
+        self.sink
+            .as_mut()
+            .expect("the write half is only taken in Drop")
     }
 
     async fn close(&mut self, myself: &ActorRef<ConnMsg>, code: u16, reason: &str) {
@@ -683,9 +694,38 @@ impl ConnectionState {
             code,
             reason: truncate_reason(reason).into(),
         };
-        let _ = self.sink.send(Message::Close(Some(frame))).await;
-        let _ = self.sink.close().await;
+        let _ = self.sink().send(Message::Close(Some(frame))).await;
+        let _ = self.sink().close().await;
         myself.stop(Some(format!("closed {code}: {reason}")));
+    }
+}
+
+/// However a connection ends (closed, stopped, or killed because its gateway crashed), its
+/// tasks stop, the gauge goes down, and a client that was not told to close yet gets a
+/// close frame 1012 (service restart: reconnect) instead of a socket that hangs open.
+impl Drop for ConnectionState {
+    fn drop(&mut self) {
+        self.reader.abort();
+        for t in &self.timers {
+            t.abort();
+        }
+        self.shared.metrics.connection_closed();
+        if matches!(self.phase, Phase::Closing) {
+            return;
+        }
+        let (Some(mut sink), Ok(rt)) = (self.sink.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        debug!(conn_id = %self.conn_id, "connection ended without a close; telling the client to reconnect");
+        rt.spawn(async move {
+            let frame = CloseFrame {
+                code: close::RESTART,
+                reason: "gateway restarting".into(),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+            let _ = sink.close().await;
+        });
     }
 }
 

@@ -28,7 +28,8 @@ pub fn register(registry: &mut MethodRegistry, info: &GatewayInfo, health: Healt
     let h = health.clone();
     registry.method(
         "health",
-        scopes::READ,
+        // A liveness probe needs no scope (OpenClaw exempts it too).
+        scopes::NONE,
         move |_ctx: CallContext, _p: Value| {
             let started = tokio::time::Instant::now();
             let mut body = h();

@@ -88,8 +88,9 @@ pub struct HelloOk {
     pub snapshot: Snapshot,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canvas_host_url: Option<String>,
-    /// Only present when a device token was issued: OpenClaw's protocol-3 schema requires
-    /// `deviceToken` inside `auth`, so a shared-secret client gets no `auth` block.
+    /// Protocol 4 (OpenClaw 2026.9.x, whose `HelloOkSchema` requires it): always, with the
+    /// granted role and scopes. Protocol 3 (2026.1.x): only with a device token, because
+    /// that schema requires `deviceToken` inside `auth`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthInfo>,
     pub policy: Policy,
@@ -177,7 +178,11 @@ pub struct SessionDefaults {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthInfo {
-    pub device_token: String,
+    /// How the client authenticated: `token`, `password` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
     pub role: String,
     pub scopes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

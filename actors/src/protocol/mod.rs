@@ -41,15 +41,18 @@ pub mod scopes {
     pub const ADMIN: &str = "operator.admin";
     pub const APPROVALS: &str = "operator.approvals";
     pub const PAIRING: &str = "operator.pairing";
+    /// No scope: any authenticated connection may call the method (`health`, as in OpenClaw).
+    pub const NONE: &str = "";
     /// Every operator scope; what a shared-secret client gets when it asks for none.
     pub const ALL: [&str; 5] = [ADMIN, READ, WRITE, APPROVALS, PAIRING];
 
     /// Whether a granted scope set satisfies `required`. `admin` implies every scope and
     /// `write` implies `read`, as in OpenClaw.
     pub fn satisfies(granted: &[String], required: &str) -> bool {
-        granted
-            .iter()
-            .any(|g| g == required || g == ADMIN || (required == READ && g == WRITE))
+        required == NONE
+            || granted
+                .iter()
+                .any(|g| g == required || g == ADMIN || (required == READ && g == WRITE))
     }
 }
 
@@ -73,6 +76,10 @@ mod tests {
 
     #[test]
     fn scope_implications() {
+        assert!(
+            scopes::satisfies(&[], scopes::NONE),
+            "no scope needed, none held"
+        );
         let admin = vec![scopes::ADMIN.to_string()];
         let write = vec![scopes::WRITE.to_string()];
         let read = vec![scopes::READ.to_string()];
