@@ -5,6 +5,7 @@
 //! - [`config`]: `pincer.json`, validation, hot reload, the state directory.
 //! - [`store`]: `state.redb`, schema version and migrations, the single-gateway lock.
 
+pub mod agent;
 pub mod config;
 pub mod gateway;
 pub mod protocol;

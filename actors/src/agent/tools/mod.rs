@@ -1,0 +1,1 @@
+//! Workspace tools (in progress).

@@ -1,0 +1,1 @@
+//! A local LLM server for tests and fault injection (work in progress).
