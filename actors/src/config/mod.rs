@@ -391,23 +391,78 @@ fn syntax_issue(file: &str, e: &json5::Error) -> ConfigIssue {
 /// The value with every secret replaced by [`REDACTED`].
 pub fn redacted(value: &Value) -> Value {
     let mut v = value.clone();
-    for path in schema::sensitive_paths() {
-        if let Some(slot) = pointer_mut(&mut v, &path)
-            && slot.is_string()
-        {
-            *slot = Value::String(REDACTED.into());
+    for pattern in schema::sensitive_paths() {
+        for path in concrete_paths(value, &pattern) {
+            if let Some(slot) = pointer_mut(&mut v, &path)
+                && slot.is_string()
+            {
+                *slot = Value::String(REDACTED.into());
+            }
         }
     }
     v
+}
+
+/// Whether a dotted path matches a pattern whose `*` segments match any key or index.
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let (mut p, mut q) = (pattern.split('.'), path.split('.'));
+    loop {
+        match (p.next(), q.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a == "*" || a == b => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The paths in `value` that a pattern with `*` segments names.
+fn concrete_paths(value: &Value, pattern: &str) -> Vec<String> {
+    fn go(v: &Value, rest: &[&str], prefix: String, out: &mut Vec<String>) {
+        let Some((head, tail)) = rest.split_first() else {
+            out.push(prefix);
+            return;
+        };
+        let join = |k: &str| {
+            if prefix.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{prefix}.{k}")
+            }
+        };
+        match v {
+            Value::Object(map) if *head == "*" => {
+                for (k, child) in map {
+                    go(child, tail, join(k), out);
+                }
+            }
+            Value::Object(map) => {
+                if let Some(child) = map.get(*head) {
+                    go(child, tail, join(head), out);
+                }
+            }
+            Value::Array(items) if *head == "*" => {
+                for (i, child) in items.iter().enumerate() {
+                    go(child, tail, join(&i.to_string()), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let parts: Vec<&str> = pattern.split('.').collect();
+    let mut out = Vec::new();
+    go(value, &parts, String::new(), &mut out);
+    out
 }
 
 /// The raw text with every secret value replaced by `"__PINCER_REDACTED__"` (comments and
 /// layout kept).
 pub fn redacted_raw(raw: &str) -> String {
     let spans = scan(raw);
-    let mut cuts: Vec<Span> = schema::sensitive_paths()
+    let patterns = schema::sensitive_paths();
+    let mut cuts: Vec<Span> = spans
         .iter()
-        .filter_map(|p| spans.get(p).copied())
+        .filter(|(path, _)| patterns.iter().any(|p| path_matches(p, path)))
+        .map(|(_, s)| *s)
         .collect();
     cuts.sort_by_key(|s| std::cmp::Reverse(s.value_start));
     let mut out = raw.to_owned();
@@ -421,14 +476,16 @@ pub fn redacted_raw(raw: &str) -> String {
 
 /// Puts back the current secrets where an edited value still says [`REDACTED`].
 pub fn restore_redacted(new: &mut Value, current: &Value) {
-    for path in schema::sensitive_paths() {
-        let keep = pointer_mut(&mut current.clone(), &path).cloned();
-        if let Some(slot) = pointer_mut(new, &path)
-            && slot.as_str() == Some(REDACTED)
-        {
-            match keep {
-                Some(v) => *slot = v,
-                None => *slot = Value::Null,
+    for pattern in schema::sensitive_paths() {
+        for path in concrete_paths(new, &pattern) {
+            let keep = pointer_mut(&mut current.clone(), &path).cloned();
+            if let Some(slot) = pointer_mut(new, &path)
+                && slot.as_str() == Some(REDACTED)
+            {
+                match keep {
+                    Some(v) => *slot = v,
+                    None => *slot = Value::Null,
+                }
             }
         }
     }
@@ -438,7 +495,10 @@ pub fn restore_redacted(new: &mut Value, current: &Value) {
 fn pointer_mut<'a>(v: &'a mut Value, dotted: &str) -> Option<&'a mut Value> {
     let mut cur = v;
     for part in dotted.split('.') {
-        cur = cur.as_object_mut()?.get_mut(part)?;
+        cur = match cur {
+            Value::Array(items) => items.get_mut(part.parse::<usize>().ok()?)?,
+            other => other.as_object_mut()?.get_mut(part)?,
+        };
     }
     Some(cur)
 }

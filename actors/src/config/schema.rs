@@ -19,6 +19,17 @@ pub enum Kind {
     Enum(&'static [&'static str]),
     /// A list of objects with these fields.
     ListOf(&'static [Field]),
+    /// An object whose keys are names the user picks (provider ids, ...) and whose values
+    /// are objects with these fields.
+    MapOf(&'static [Field]),
+    /// A list of strings.
+    StringList,
+    /// An object of string values (HTTP headers, ...).
+    StringMap,
+    /// Either a string (the short form) or an object with these fields.
+    StringOr(&'static [Field]),
+    /// A non-negative number (fractions allowed).
+    Number,
     /// Accepted as any JSON object: a section a later capability defines. Its inner keys
     /// are not checked yet (documented as such).
     FreeObject,
@@ -129,6 +140,43 @@ const LOGGING: &[Field] = &[field(
 )
 .default("\"info\"")];
 
+pub const THINKING_LEVELS: &[&str] = &["off", "low", "medium", "high"];
+pub const RUN_MODES: &[&str] = &["fast", "standard", "deep"];
+pub const TOOL_PROFILES: &[&str] = &["minimal", "coding", "messaging", "full"];
+pub const WORKSPACE_ACCESS: &[&str] = &["none", "ro", "rw"];
+pub const EXEC_ASK: &[&str] = &["off", "on-miss", "always"];
+
+const MODEL_CHOICE: &[Field] = &[
+    field(
+        "primary",
+        Kind::String,
+        "The model to use, as provider/model (e.g. anthropic/claude-sonnet-4-5)",
+    ),
+    field(
+        "fallbacks",
+        Kind::StringList,
+        "Models tried in order when the primary stays down (provider/model each)",
+    ),
+];
+
+const TOOL_POLICY: &[Field] = &[
+    field(
+        "profile",
+        Kind::Enum(TOOL_PROFILES),
+        "Base tool set: minimal, coding, messaging or full",
+    ),
+    field(
+        "allow",
+        Kind::StringList,
+        "Tools (or group:* names) added to the profile",
+    ),
+    field(
+        "deny",
+        Kind::StringList,
+        "Tools (or group:* names) removed; deny wins over allow",
+    ),
+];
+
 const AGENT: &[Field] = &[
     field("id", Kind::String, "Agent id, used in session keys"),
     field("name", Kind::String, "Display name"),
@@ -136,16 +184,246 @@ const AGENT: &[Field] = &[
     field("workspace", Kind::String, "Workspace directory"),
     field(
         "model",
+        Kind::StringOr(MODEL_CHOICE),
+        "Model for this agent: provider/model, or {primary, fallbacks}",
+    ),
+    field(
+        "thinking",
+        Kind::Enum(THINKING_LEVELS),
+        "Thinking level for this agent",
+    ),
+    field(
+        "mode",
+        Kind::Enum(RUN_MODES),
+        "Turn mode for this agent: fast, standard or deep",
+    ),
+    field(
+        "tools",
+        Kind::Object(TOOL_POLICY),
+        "Tool policy for this agent (replaces tools.profile/allow/deny)",
+    ),
+    field(
+        "workspaceAccess",
+        Kind::Enum(WORKSPACE_ACCESS),
+        "What the file tools may do in the workspace: none, ro or rw",
+    ),
+    field(
+        "identity",
         Kind::FreeObject,
-        "Model selection (defined by the agents issue)",
+        "Name, emoji and theme the agent presents (free-form)",
+    ),
+    field(
+        "sandbox",
+        Kind::FreeObject,
+        "Sandbox policy for this agent (defined by the sandbox issue)",
+    ),
+];
+
+const AGENT_DEFAULTS: &[Field] = &[
+    field(
+        "model",
+        Kind::StringOr(MODEL_CHOICE),
+        "Default model: provider/model, or {primary, fallbacks}",
+    ),
+    field(
+        "workspace",
+        Kind::String,
+        "Workspace directory of the default agent (default: <state dir>/workspace)",
+    ),
+    field(
+        "thinking",
+        Kind::Enum(THINKING_LEVELS),
+        "Default thinking level",
+    )
+    .default("\"off\""),
+    field(
+        "mode",
+        Kind::Enum(RUN_MODES),
+        "fast: one call, no tools; standard: the tool loop; deep: thinking plus a self-critique pass",
+    )
+    .default("\"standard\""),
+    field(
+        "maxIterations",
+        Kind::Int { min: 1, max: 200 },
+        "Model calls per turn at most (the tool loop stops there)",
+    )
+    .default("24"),
+    field(
+        "timeoutSeconds",
+        Kind::Int { min: 1, max: 86_400 },
+        "Deadline of one turn",
+    )
+    .default("600"),
+    field(
+        "bootstrapMaxChars",
+        Kind::Int { min: 0, max: 1_000_000 },
+        "Each workspace file injected into the system prompt is cut at this many characters",
+    )
+    .default("4000"),
+    field(
+        "skipBootstrap",
+        Kind::Bool,
+        "Do not create the workspace files",
+    )
+    .default("false"),
+    field(
+        "historyTurns",
+        Kind::Int { min: 1, max: 10_000 },
+        "Recent turns kept in memory and sent to the model (older ones stay in the store)",
+    )
+    .default("40"),
+    field(
+        "workspaceAccess",
+        Kind::Enum(WORKSPACE_ACCESS),
+        "What the file tools may do in the workspace: none, ro or rw",
+    )
+    .default("\"rw\""),
+    field(
+        "sandbox",
+        Kind::FreeObject,
+        "Sandbox defaults (defined by the sandbox issue)",
+    ),
+    field(
+        "heartbeat",
+        Kind::FreeObject,
+        "Heartbeat defaults (defined by the scheduling issue)",
+    ),
+    field(
+        "subagents",
+        Kind::FreeObject,
+        "Sub-agent limits (defined by the delegation issue)",
+    ),
+];
+
+const PROVIDER_MODEL: &[Field] = &[
+    field("id", Kind::String, "Model id as the provider names it"),
+    field("name", Kind::String, "Display name"),
+    field(
+        "contextWindow",
+        Kind::Int {
+            min: 1,
+            max: 100_000_000,
+        },
+        "Context window in tokens",
+    ),
+    field(
+        "maxTokens",
+        Kind::Int {
+            min: 1,
+            max: 10_000_000,
+        },
+        "Most output tokens per call",
+    ),
+    field(
+        "reasoning",
+        Kind::Bool,
+        "Whether the model supports thinking levels",
+    ),
+];
+
+pub const PROVIDER_APIS: &[&str] = &[
+    "openai-completions",
+    "anthropic-messages",
+    "google-generative-ai",
+];
+
+const PROVIDER: &[Field] = &[
+    field(
+        "baseUrl",
+        Kind::String,
+        "API base URL (e.g. https://api.openai.com/v1, http://127.0.0.1:11434/v1)",
+    ),
+    field(
+        "api",
+        Kind::Enum(PROVIDER_APIS),
+        "Wire protocol: openai-completions, anthropic-messages or google-generative-ai",
+    ),
+    field(
+        "apiKey",
+        Kind::String,
+        "API key; \"env:NAME\" reads it from the environment at start",
+    )
+    .secret(),
+    field(
+        "apiKeys",
+        Kind::StringList,
+        "More keys (auth profiles), rotated when one is rate-limited or refused",
+    )
+    .secret(),
+    field(
+        "headers",
+        Kind::StringMap,
+        "Extra HTTP headers sent with every request",
+    ),
+    field(
+        "models",
+        Kind::ListOf(PROVIDER_MODEL),
+        "Models this provider offers",
+    ),
+];
+
+const MODELS: &[Field] = &[field(
+    "providers",
+    Kind::MapOf(PROVIDER),
+    "Model providers by id (the provider part of provider/model)",
+)];
+
+const EXEC_POLICY: &[Field] = &[
+    field(
+        "ask",
+        Kind::Enum(EXEC_ASK),
+        "When high-risk tool calls need an operator's approval: off, on-miss (not in the allowlist) or always",
+    )
+    .default("\"on-miss\""),
+    field(
+        "allowlist",
+        Kind::StringList,
+        "Command prefixes exec may run without approval (e.g. \"git status\", \"ls\")",
+    ),
+    field(
+        "approvalTimeoutSeconds",
+        Kind::Int { min: 1, max: 86_400 },
+        "An approval not given within this is a denial",
+    )
+    .default("120"),
+    field(
+        "timeoutSeconds",
+        Kind::Int { min: 1, max: 86_400 },
+        "Default exec timeout",
+    )
+    .default("120"),
+];
+
+const TOOLS: &[Field] = &[
+    field(
+        "profile",
+        Kind::Enum(TOOL_PROFILES),
+        "Base tool set of every agent: minimal, coding, messaging or full",
+    )
+    .default("\"coding\""),
+    field(
+        "allow",
+        Kind::StringList,
+        "Tools (or group:* names) added to the profile",
+    ),
+    field(
+        "deny",
+        Kind::StringList,
+        "Tools (or group:* names) removed; deny wins",
+    ),
+    field("exec", Kind::Object(EXEC_POLICY), "exec approvals"),
+    field(
+        "agentToAgent",
+        Kind::FreeObject,
+        "Agent-to-agent messaging (defined by the delegation issue)",
     ),
 ];
 
 const AGENTS: &[Field] = &[
     field(
         "defaults",
-        Kind::FreeObject,
-        "Defaults for every agent (model, sandbox, ...; defined by the agents issue)",
+        Kind::Object(AGENT_DEFAULTS),
+        "Defaults for every agent",
     ),
     field(
         "list",
@@ -164,21 +442,13 @@ pub const ROOT: &[Field] = &[
     field("session", Kind::Object(SESSION), "Session keys"),
     field("logging", Kind::Object(LOGGING), "Logs"),
     field("agents", Kind::Object(AGENTS), "Agents"),
-    field(
-        "models",
-        Kind::FreeObject,
-        "Model providers (defined by the agents issue)",
-    ),
+    field("models", Kind::Object(MODELS), "Model providers"),
     field(
         "channels",
         Kind::FreeObject,
         "Chat channels (defined by the channels issue)",
     ),
-    field(
-        "tools",
-        Kind::FreeObject,
-        "Tool policy (defined by the agents issue)",
-    ),
+    field("tools", Kind::Object(TOOLS), "Tool policy"),
 ];
 
 /// Keys OpenClaw has that Pincer does not implement yet: reported as warnings, ignored.
@@ -230,6 +500,38 @@ pub const OPENCLAW_ONLY: &[&str] = &[
     "session.typingIntervalSeconds",
     "session.agentToAgent",
     "session.sendPolicy",
+    "models.mode",
+    "models.bedrockDiscovery",
+    "agents.defaults.models",
+    "agents.defaults.imageModel",
+    "agents.defaults.thinkingDefault",
+    "agents.defaults.verboseDefault",
+    "agents.defaults.elevatedDefault",
+    "agents.defaults.contextTokens",
+    "agents.defaults.maxConcurrent",
+    "agents.defaults.compaction",
+    "agents.defaults.contextPruning",
+    "agents.defaults.blockStreamingDefault",
+    "agents.defaults.typingMode",
+    "agents.defaults.userTimezone",
+    "agents.defaults.timeFormat",
+    "agents.defaults.repoRoot",
+    "agents.defaults.memorySearch",
+    "agents.defaults.cliBackends",
+    "tools.web",
+    "tools.media",
+    "tools.links",
+    "tools.elevated",
+    "tools.message",
+    "tools.sandbox",
+    "tools.subagents",
+    "tools.byProvider",
+    "tools.exec.security",
+    "tools.exec.host",
+    "tools.exec.node",
+    "tools.exec.backgroundMs",
+    "tools.exec.cleanupMs",
+    "tools.exec.applyPatch",
 ];
 
 /// A problem found while checking a value against the table.
@@ -333,6 +635,39 @@ fn check_value(value: &mut Value, kind: &Kind, path: &str, findings: &mut Vec<Fi
             }
             other => bad("a list".into(), other),
         },
+        Kind::MapOf(fields) => match value {
+            Value::Object(map) => {
+                for (name, item) in map.iter_mut() {
+                    let p = format!("{path}.{name}");
+                    match item {
+                        Value::Object(inner) => check_object(inner, fields, &p, findings),
+                        other => findings.push(Finding {
+                            path: p,
+                            message: format!("expected an object, found {}", describe(other)),
+                            warning: false,
+                        }),
+                    }
+                }
+            }
+            other => bad("an object".into(), other),
+        },
+        Kind::StringList => match value {
+            Value::Array(items) if items.iter().all(Value::is_string) => {}
+            other => bad("a list of strings".into(), other),
+        },
+        Kind::StringMap => match value {
+            Value::Object(map) if map.values().all(Value::is_string) => {}
+            other => bad("an object of strings".into(), other),
+        },
+        Kind::StringOr(fields) => match value {
+            Value::String(_) => {}
+            Value::Object(map) => check_object(map, fields, path, findings),
+            other => bad("a string or an object".into(), other),
+        },
+        Kind::Number => match value.as_f64() {
+            Some(n) if n >= 0.0 => {}
+            _ => bad("a non-negative number".into(), value),
+        },
         Kind::String => {
             if !value.is_string() {
                 bad("a string".into(), value)
@@ -413,6 +748,10 @@ pub fn sensitive_paths() -> Vec<String> {
     walk(ROOT, "", &mut |path, f| {
         if f.sensitive {
             out.push(path.to_owned());
+            if matches!(f.kind, Kind::StringList) {
+                // Each secret of a list of secrets.
+                out.push(format!("{path}.*"));
+            }
         }
     });
     out
@@ -440,7 +779,8 @@ pub fn walk(fields: &'static [Field], prefix: &str, visit: &mut dyn FnMut(&str, 
         visit(&path, f);
         match &f.kind {
             Kind::Object(inner) => walk(inner, &path, visit),
-            Kind::ListOf(inner) => walk(inner, &format!("{path}.*"), visit),
+            Kind::ListOf(inner) | Kind::MapOf(inner) => walk(inner, &format!("{path}.*"), visit),
+            Kind::StringOr(inner) => walk(inner, &path, visit),
             _ => {}
         }
     }
@@ -476,6 +816,15 @@ fn kind_schema(kind: &Kind) -> Value {
         Kind::Int { min, max } => json!({ "type": "integer", "minimum": min, "maximum": max }),
         Kind::Enum(options) => json!({ "type": "string", "enum": options }),
         Kind::FreeObject => json!({ "type": "object" }),
+        Kind::MapOf(fields) => {
+            json!({ "type": "object", "additionalProperties": object_schema(fields) })
+        }
+        Kind::StringList => json!({ "type": "array", "items": { "type": "string" } }),
+        Kind::StringMap => {
+            json!({ "type": "object", "additionalProperties": { "type": "string" } })
+        }
+        Kind::StringOr(fields) => json!({ "anyOf": [{ "type": "string" }, object_schema(fields)] }),
+        Kind::Number => json!({ "type": "number", "minimum": 0 }),
     }
 }
 
@@ -529,6 +878,11 @@ pub fn markdown_reference() -> String {
                 .collect::<Vec<_>>()
                 .join(" \\| "),
             Kind::FreeObject => "object (free-form for now)".to_owned(),
+            Kind::MapOf(_) => "object: name -> object".to_owned(),
+            Kind::StringList => "list of strings".to_owned(),
+            Kind::StringMap => "object of strings".to_owned(),
+            Kind::StringOr(_) => "string or object".to_owned(),
+            Kind::Number => "number".to_owned(),
         };
         let default = f.default.map(|d| format!("`{d}`")).unwrap_or_default();
         let restart = if f.restart { "yes" } else { "" };
@@ -630,7 +984,13 @@ mod tests {
         assert_eq!(hints["gateway.customBindHost"]["label"], "Custom bind host");
         assert_eq!(
             sensitive_paths(),
-            ["gateway.auth.token", "gateway.auth.password"]
+            [
+                "gateway.auth.token",
+                "gateway.auth.password",
+                "models.providers.*.apiKey",
+                "models.providers.*.apiKeys",
+                "models.providers.*.apiKeys.*"
+            ]
         );
         assert_eq!(
             restart_paths(),

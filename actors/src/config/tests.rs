@@ -150,21 +150,46 @@ fn atomic_write_is_private() {
 }
 
 /// docs/configuration.md carries the generated key table between markers; this keeps it
-/// in step with the schema table (regenerate by pasting `schema::markdown_reference()`).
+/// in step with the schema table. Regenerate it with
+/// `PINCER_UPDATE_DOCS=1 cargo test -p pincer-actors the_configuration_reference`.
 #[test]
 fn the_configuration_reference_matches_the_schema() {
-    let doc = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/configuration.md"
-    ))
-    .unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md");
+    let doc = std::fs::read_to_string(path).unwrap();
     let start =
         doc.find("<!-- keys:begin -->").expect("begin marker") + "<!-- keys:begin -->".len();
     let end = doc.find("<!-- keys:end -->").expect("end marker");
     let expected = schema::markdown_reference();
+    if std::env::var_os("PINCER_UPDATE_DOCS").is_some() {
+        let updated = format!("{}\n{}\n{}", &doc[..start], expected.trim(), &doc[end..]);
+        std::fs::write(path, updated).unwrap();
+        return;
+    }
     assert_eq!(
         doc[start..end].trim(),
         expected.trim(),
         "docs/configuration.md is out of date; paste:\n{expected}"
     );
+}
+
+#[test]
+fn provider_keys_are_redacted_in_values_and_raw_text_and_restored_on_write_back() {
+    let raw = r#"{
+  models: { providers: { openai: { api: "openai-completions", baseUrl: "http://127.0.0.1:1/v1",
+    apiKey: "sk-one", apiKeys: ["sk-two", "sk-three"] } } },
+}"#;
+    let value: serde_json::Value = json5::from_str(raw).unwrap();
+    let red = super::redacted(&value);
+    let p = &red["models"]["providers"]["openai"];
+    assert_eq!(p["apiKey"], super::REDACTED);
+    assert_eq!(
+        p["apiKeys"],
+        serde_json::json!([super::REDACTED, super::REDACTED])
+    );
+    let text = super::redacted_raw(raw);
+    assert!(!text.contains("sk-"), "{text}");
+    assert!(text.contains("baseUrl"));
+    let mut back = red.clone();
+    super::restore_redacted(&mut back, &value);
+    assert_eq!(back, value);
 }

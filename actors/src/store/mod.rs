@@ -5,6 +5,7 @@
 //! Pincer is refused rather than misread.
 
 mod lock;
+mod sessions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const GATEWAY: TableDefinition<&str, u64> = TableDefinition::new("gateway");
 
 /// The schema version this build writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 1;
+pub const CURRENT_SCHEMA_VERSION: u64 = 2;
 
 /// One step of the migration path, run in its own write transaction.
 pub struct Migration {
@@ -30,16 +31,24 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. A new file starts at 0 and walks the whole path.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    from: 0,
-    to: 1,
-    description: "create the meta and gateway tables",
-    run: |tx| {
-        tx.open_table(META)?;
-        tx.open_table(GATEWAY)?;
-        Ok(())
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        from: 0,
+        to: 1,
+        description: "create the meta and gateway tables",
+        run: |tx| {
+            tx.open_table(META)?;
+            tx.open_table(GATEWAY)?;
+            Ok(())
+        },
     },
-}];
+    Migration {
+        from: 1,
+        to: 2,
+        description: "create the sessions, transcript, inbox and cooldowns tables",
+        run: sessions::create_tables,
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -267,30 +276,31 @@ mod tests {
     }
 
     #[test]
-    fn a_fake_v2_migration_runs_once_and_keeps_data() {
+    fn a_fake_next_migration_runs_once_and_keeps_data() {
         const EXTRA: TableDefinition<&str, u64> = TableDefinition::new("extra");
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("state.redb");
         Store::open(&p).unwrap().record_clean_shutdown(5).unwrap();
-        let path = [
-            Migration {
-                from: 0,
-                to: 1,
-                description: "base",
-                run: MIGRATIONS[0].run,
+        let mut path: Vec<Migration> = MIGRATIONS
+            .iter()
+            .map(|m| Migration {
+                from: m.from,
+                to: m.to,
+                description: m.description,
+                run: m.run,
+            })
+            .collect();
+        path.push(Migration {
+            from: CURRENT_SCHEMA_VERSION,
+            to: CURRENT_SCHEMA_VERSION + 1,
+            description: "add extra",
+            run: |tx| {
+                tx.open_table(EXTRA)?.insert("added", 1)?;
+                Ok(())
             },
-            Migration {
-                from: 1,
-                to: 2,
-                description: "add extra",
-                run: |tx| {
-                    tx.open_table(EXTRA)?.insert("added", 1)?;
-                    Ok(())
-                },
-            },
-        ];
-        let s = Store::open_with(&p, &path, 2).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        });
+        let s = Store::open_with(&p, &path, CURRENT_SCHEMA_VERSION + 1).unwrap();
+        assert_eq!(s.schema_version().unwrap(), CURRENT_SCHEMA_VERSION + 1);
         let tx = s.db.begin_read().unwrap();
         assert_eq!(
             tx.open_table(EXTRA)
@@ -312,12 +322,14 @@ mod tests {
         );
         drop(tx);
         drop(s);
-        // This build only knows version 1: the v2 file is refused, with what to do.
+        // This build does not know the next version: the newer file is refused, with what
+        // to do.
         let err = Store::open(&p).unwrap_err().to_string();
-        assert!(
-            err.contains("schema version 2 but this pincer supports up to 1"),
-            "{err}"
+        let expected = format!(
+            "schema version {} but this pincer supports up to {CURRENT_SCHEMA_VERSION}",
+            CURRENT_SCHEMA_VERSION + 1
         );
+        assert!(err.contains(&expected), "{err}");
         assert!(err.contains("upgrade pincer"), "{err}");
     }
 

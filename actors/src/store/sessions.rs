@@ -1,0 +1,299 @@
+//! Session state in `state.redb`: one metadata row per session, the transcript (the warm
+//! layer: every turn, in order), the inbox (messages accepted but not yet answered, so a
+//! crash or restart never loses one) and auth-profile cool-downs.
+//!
+//! Rows are JSON, so the types live with their owners (the session and agent modules) and
+//! a field added later reads back from an old row with its default.
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Store, StoreError};
+
+/// `sessions`: session key -> metadata (JSON).
+pub(super) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// `transcript`: (session key, seq) -> entry (JSON). Seqs start at 1 and have no gaps.
+pub(super) const TRANSCRIPT: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("transcript");
+/// `inbox`: (session key, seq) -> a message accepted but not yet answered (JSON).
+pub(super) const INBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("inbox");
+/// `cooldowns`: auth profile id -> (until ms since epoch, consecutive failures).
+pub(super) const COOLDOWNS: TableDefinition<&str, (u64, u32)> = TableDefinition::new("cooldowns");
+
+pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(SESSIONS)?;
+    tx.open_table(TRANSCRIPT)?;
+    tx.open_table(INBOX)?;
+    tx.open_table(COOLDOWNS)?;
+    Ok(())
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("store rows serialise")
+}
+
+impl Store {
+    fn decode<T: DeserializeOwned>(&self, table: &str, bytes: &[u8]) -> Result<T, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("a row of table {table} does not parse: {e}"),
+        })
+    }
+
+    fn db_err(&self, e: impl Into<redb::Error>) -> StoreError {
+        self.err(e.into())
+    }
+
+    /// A session's metadata, if it exists.
+    pub fn session<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let t = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
+        let row = t.get(key).map_err(|e| self.db_err(e))?;
+        row.map(|v| self.decode("sessions", v.value())).transpose()
+    }
+
+    /// Every session's metadata, by key.
+    pub fn sessions<T: DeserializeOwned>(&self) -> Result<Vec<(String, T)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let t = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.db_err(e))? {
+            let (k, v) = row.map_err(|e| self.db_err(e))?;
+            out.push((k.value().to_owned(), self.decode("sessions", v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Writes a session's metadata and appends transcript entries, in one durable commit.
+    /// Returns the seq of the last entry (the transcript length).
+    pub fn append_turn<M: Serialize, E: Serialize>(
+        &self,
+        key: &str,
+        meta: &M,
+        entries: &[E],
+    ) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        let last = {
+            let mut tr = tx.open_table(TRANSCRIPT).map_err(|e| self.db_err(e))?;
+            let mut seq = last_seq(&tr, key).map_err(|e| self.db_err(e))?;
+            for e in entries {
+                seq += 1;
+                tr.insert((key, seq), to_json(e).as_slice())
+                    .map_err(|e| self.db_err(e))?;
+            }
+            let mut s = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
+            s.insert(key, to_json(meta).as_slice())
+                .map_err(|e| self.db_err(e))?;
+            seq
+        };
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(last)
+    }
+
+    /// The last `limit` transcript entries of a session (all with `None`), oldest first,
+    /// with their seqs.
+    pub fn transcript<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<(u64, T)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let t = tx.open_table(TRANSCRIPT).map_err(|e| self.db_err(e))?;
+        let range = t
+            .range((key, 0)..=(key, u64::MAX))
+            .map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for row in range.rev() {
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+            let (k, v) = row.map_err(|e| self.db_err(e))?;
+            out.push((k.value().1, self.decode("transcript", v.value())?));
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Records an accepted message before it is acknowledged; returns its inbox seq.
+    pub fn inbox_push<T: Serialize>(&self, key: &str, msg: &T) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        let seq = {
+            let mut t = tx.open_table(INBOX).map_err(|e| self.db_err(e))?;
+            let seq = last_seq(&t, key).map_err(|e| self.db_err(e))? + 1;
+            t.insert((key, seq), to_json(msg).as_slice())
+                .map_err(|e| self.db_err(e))?;
+            seq
+        };
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(seq)
+    }
+
+    /// Messages accepted for a session and not yet answered, oldest first.
+    pub fn inbox<T: DeserializeOwned>(&self, key: &str) -> Result<Vec<(u64, T)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let t = tx.open_table(INBOX).map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for row in t
+            .range((key, 0)..=(key, u64::MAX))
+            .map_err(|e| self.db_err(e))?
+        {
+            let (k, v) = row.map_err(|e| self.db_err(e))?;
+            out.push((k.value().1, self.decode("inbox", v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Session keys with messages waiting (what a restarted gateway resumes).
+    pub fn inbox_keys(&self) -> Result<Vec<String>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let t = tx.open_table(INBOX).map_err(|e| self.db_err(e))?;
+        let mut keys: Vec<String> = Vec::new();
+        for row in t.iter().map_err(|e| self.db_err(e))? {
+            let (k, _) = row.map_err(|e| self.db_err(e))?;
+            let key = k.value().0;
+            if keys.last().map(String::as_str) != Some(key) {
+                keys.push(key.to_owned());
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Writes a session's metadata, appends the turn's entries and removes the answered
+    /// inbox message, in one durable commit: either the turn happened or it is still due.
+    pub fn complete_turn<M: Serialize, E: Serialize>(
+        &self,
+        key: &str,
+        inbox_seq: u64,
+        meta: &M,
+        entries: &[E],
+    ) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        let last = {
+            let mut tr = tx.open_table(TRANSCRIPT).map_err(|e| self.db_err(e))?;
+            let mut seq = last_seq(&tr, key).map_err(|e| self.db_err(e))?;
+            for e in entries {
+                seq += 1;
+                tr.insert((key, seq), to_json(e).as_slice())
+                    .map_err(|e| self.db_err(e))?;
+            }
+            let mut s = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
+            s.insert(key, to_json(meta).as_slice())
+                .map_err(|e| self.db_err(e))?;
+            let mut inbox = tx.open_table(INBOX).map_err(|e| self.db_err(e))?;
+            inbox.remove((key, inbox_seq)).map_err(|e| self.db_err(e))?;
+            seq
+        };
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(last)
+    }
+
+    /// Deletes a session: metadata, transcript and inbox.
+    pub fn delete_session(&self, key: &str) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        let existed = {
+            let mut s = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
+            let existed = s.remove(key).map_err(|e| self.db_err(e))?.is_some();
+            for def in [TRANSCRIPT, INBOX] {
+                let mut t = tx.open_table(def).map_err(|e| self.db_err(e))?;
+                t.retain_in((key, 0)..=(key, u64::MAX), |_, _| false)
+                    .map_err(|e| self.db_err(e))?;
+            }
+            existed
+        };
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(existed)
+    }
+
+    /// An auth profile's cool-down: (until ms since epoch, consecutive failures).
+    pub fn cooldown(&self, profile: &str) -> Result<Option<(u64, u32)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let t = tx.open_table(COOLDOWNS).map_err(|e| self.db_err(e))?;
+        Ok(t.get(profile)
+            .map_err(|e| self.db_err(e))?
+            .map(|v| v.value()))
+    }
+
+    /// Records (or with `None`, clears) an auth profile's cool-down.
+    pub fn set_cooldown(&self, profile: &str, value: Option<(u64, u32)>) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        {
+            let mut t = tx.open_table(COOLDOWNS).map_err(|e| self.db_err(e))?;
+            match value {
+                Some(v) => {
+                    t.insert(profile, v).map_err(|e| self.db_err(e))?;
+                }
+                None => {
+                    t.remove(profile).map_err(|e| self.db_err(e))?;
+                }
+            }
+        }
+        tx.commit().map_err(|e| self.db_err(e))
+    }
+}
+
+fn last_seq<T: ReadableTable<(&'static str, u64), &'static [u8]>>(
+    t: &T,
+    key: &str,
+) -> Result<u64, redb::StorageError> {
+    Ok(t.range((key, 0)..=(key, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map(|(k, _)| k.value().1)
+        .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use crate::store::Store;
+
+    #[test]
+    fn transcript_inbox_and_cooldowns_round_trip_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let s = Store::open(&path).unwrap();
+            let seq = s
+                .inbox_push("agent:main:main", &json!({"text": "hi"}))
+                .unwrap();
+            assert_eq!(seq, 1);
+            s.inbox_push("agent:main:other", &json!({"text": "yo"}))
+                .unwrap();
+            assert_eq!(
+                s.inbox_keys().unwrap(),
+                ["agent:main:main", "agent:main:other"]
+            );
+            let last = s
+                .complete_turn(
+                    "agent:main:main",
+                    1,
+                    &json!({"turns": 1}),
+                    &[json!({"role": "user"}), json!({"role": "assistant"})],
+                )
+                .unwrap();
+            assert_eq!(last, 2);
+            s.set_cooldown("openai:0", Some((123, 2))).unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.inbox_keys().unwrap(), ["agent:main:other"]);
+        let t: Vec<(u64, Value)> = s.transcript("agent:main:main", None).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1], (2, json!({"role": "assistant"})));
+        let last1: Vec<(u64, Value)> = s.transcript("agent:main:main", Some(1)).unwrap();
+        assert_eq!(last1[0].0, 2, "the most recent entries");
+        let other: Vec<(u64, Value)> = s.transcript("agent:main:mai", None).unwrap();
+        assert!(other.is_empty(), "keys are exact, not prefixes");
+        assert_eq!(s.cooldown("openai:0").unwrap(), Some((123, 2)));
+        s.set_cooldown("openai:0", None).unwrap();
+        assert_eq!(s.cooldown("openai:0").unwrap(), None);
+        let meta: Option<Value> = s.session("agent:main:main").unwrap();
+        assert_eq!(meta, Some(json!({"turns": 1})));
+        assert!(s.delete_session("agent:main:main").unwrap());
+        let t: Vec<(u64, Value)> = s.transcript("agent:main:main", None).unwrap();
+        assert!(t.is_empty());
+        let listed: Vec<(String, Value)> = s.sessions().unwrap();
+        assert!(listed.is_empty());
+    }
+}
