@@ -52,6 +52,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send one message to an agent and stream its reply to the terminal
+    Agent(AgentArgs),
+    /// List, show or reset sessions
+    Sessions {
+        #[command(subcommand)]
+        cmd: SessionsCmd,
+    },
+    /// Run the local mock LLM server (OpenAI, Anthropic and Gemini wire formats, scripted
+    /// replies and faults) for testing a setup without a real provider
+    MockLlm {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1:11500", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+    },
     /// Write a commented default config and the workspace files
     Onboard {
         /// Do not ask anything; accept the defaults
@@ -93,6 +107,52 @@ pub struct RunArgs {
     /// config-reloader; repeatable
     #[arg(long = "inject-fault", value_name = "ACTOR:KIND@N")]
     pub faults: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The message
+    #[arg(long, short = 'm')]
+    pub message: String,
+    /// Agent id (its main session); default: the default agent
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Session key (default: agent:<agent>:main)
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Thinking level: off, low, medium, high
+    #[arg(long)]
+    pub thinking: Option<String>,
+    /// Seconds to wait for the final answer
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub wait: u64,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCmd {
+    /// Sessions, most recent first
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// A session's transcript
+    Show {
+        /// Session key, e.g. agent:main:main
+        key: String,
+        /// Last N entries
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Forget a session's transcript (the next message starts afresh)
+    Reset {
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -75,6 +75,7 @@ async fn run_daemon(globals: &Globals, run: RunArgs) -> Result<(), (u8, String)>
 
     let mut tree = crate::tree::start(crate::tree::TreeArgs {
         prepared: &prepared,
+        store: store.clone(),
         listener,
         level: Some(level_handle),
         level_pinned,

@@ -2,6 +2,7 @@
 //! supervision tree that runs the daemon. Domain actors live in `pincer-actors`, the
 //! generic supervisor in `pincer-supervision`.
 
+pub mod agent_cmd;
 pub mod cli;
 pub mod client;
 pub mod commands;

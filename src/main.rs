@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pincer::cli::{Cli, Command, ConfigCmd, GatewaySub};
 use pincer::setup::Globals;
-use pincer::{commands, config_cmd, doctor, onboard};
+use pincer::{agent_cmd, commands, config_cmd, doctor, onboard};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,6 +38,9 @@ fn main() -> ExitCode {
             },
             Command::Doctor { json } => doctor::run(&globals, json).await,
             Command::Onboard { yes, force } => onboard::run(&globals, yes, force),
+            Command::Agent(args) => agent_cmd::agent(&globals, args).await,
+            Command::Sessions { cmd } => agent_cmd::sessions(&globals, cmd).await,
+            Command::MockLlm { listen } => agent_cmd::mock_llm(listen).await,
         }
     })
 }

@@ -9,30 +9,7 @@ use pincer_actors::config::{self, StateDir};
 use crate::setup::{self, Globals};
 
 /// Workspace files: what the agent reads about itself, the user, its tools and memory.
-const WORKSPACE: &[(&str, &str)] = &[
-    (
-        "AGENTS.md",
-        "# Agents\n\nHow the agents in this workspace work together. Keep it short: it is sent to the model.\n",
-    ),
-    (
-        "SOUL.md",
-        "# Soul\n\nWho the assistant is: tone, values, what it never does.\n",
-    ),
-    (
-        "USER.md",
-        "# User\n\nWhat the assistant should know about you (name, time zone, preferences).\n",
-    ),
-    (
-        "TOOLS.md",
-        "# Tools\n\nNotes on the tools available here and how you like them used.\n",
-    ),
-    (
-        "MEMORY.md",
-        "# Memory\n\nLong-lived facts the assistant keeps. Daily notes go in memory/.\n",
-    ),
-    // Empty on purpose: an empty HEARTBEAT.md means heartbeats make no model call.
-    ("HEARTBEAT.md", ""),
-];
+use pincer_actors::agent::workspace::DEFAULT_FILES as WORKSPACE;
 
 pub fn run(globals: &Globals, yes: bool, force: bool) -> ExitCode {
     let state = match setup::state_dir(globals) {

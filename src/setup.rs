@@ -57,6 +57,8 @@ pub fn port(cli_port: Option<u16>, loaded: &LoadedConfig) -> Result<u16, String>
 /// Everything the daemon needs before it binds.
 pub struct Prepared {
     pub state: StateDir,
+    /// Providers, agents and tool policy, resolved with the environment's API keys.
+    pub agents: pincer_actors::agent::config::AgentsConfig,
     pub loaded: LoadedConfig,
     pub bind: SocketAddr,
     pub auth: ResolvedAuth,
@@ -79,6 +81,8 @@ pub fn prepare(
     let auth = config::resolve_gateway_auth(&loaded.config, &state, &env, true)
         .map_err(|e| e.to_string())?;
     config::ensure_safe_bind(ip, &auth.policy).map_err(|e| e.to_string())?;
+    let agents = pincer_actors::agent::config::resolve(&loaded.value, state.root(), &env)
+        .map_err(|e| format!("{}: {e}", state.config_path().display()))?;
     let _ = globals;
     let c = &loaded.config;
     let default_agent = c.agents.default_agent_id();
@@ -96,6 +100,7 @@ pub fn prepare(
         },
     };
     Ok(Prepared {
+        agents,
         state,
         bind: SocketAddr::new(ip, port),
         auth,

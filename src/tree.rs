@@ -4,7 +4,9 @@
 //! root (one_for_one, 5 restarts / 10 s)
 //! ├── config-watcher    permanent   owns pincer.json: watch, validate, config.* methods
 //! ├── gateway           permanent   listener; ConnectionActor per client (temporary)
-//! └── config-reloader   permanent   applies accepted changes (auth, log level)
+//! ├── config-reloader   permanent   applies accepted changes (auth, log level)
+//! └── sessions          permanent   SessionActor per key (restarted from the store)
+//!     └── RunActor      temporary   one turn, linked to its session
 //! ```
 //!
 //! Children find each other through lookups refreshed by their start functions, because a
@@ -21,23 +23,37 @@ use pincer_actors::gateway::{
 };
 use pincer_supervision::fault::{Fault, FaultHandle, Injectable};
 use pincer_supervision::{
-    Backoff, ChildSpec, EventSink, Strategy, SupervisionEvent, Supervisor, SupervisorMsg,
-    SupervisorSpec,
+    Backoff, ChildSpec, Strategy, SupervisionEvent, Supervisor, SupervisorMsg, SupervisorSpec,
 };
 use ractor::{Actor, ActorRef, OutputPort};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use pincer_actors::agent::failover::Cooldowns;
+use pincer_actors::agent::run::{AgentRuntime, Approvals, EventSink};
+use pincer_actors::agent::workspace;
+use pincer_actors::session::methods::{ChatContext, SessionsLookup};
+use pincer_actors::session::{SessionsActor, SessionsArgs, SessionsMsg};
+use pincer_actors::store::Store;
+
 use crate::reloader::{ConfigReloader, ReloaderArgs};
 use crate::setup::Prepared;
 use crate::telemetry::LevelHandle;
 
 /// The children `--inject-fault` can name.
-pub const CHILDREN: [&str; 3] = ["config-watcher", "gateway", "config-reloader"];
+pub const CHILDREN: [&str; 6] = [
+    "config-watcher",
+    "gateway",
+    "config-reloader",
+    "sessions",
+    "session",
+    "run",
+];
 
 pub struct TreeArgs<'a> {
     pub prepared: &'a Prepared,
+    pub store: Store,
     pub listener: std::net::TcpListener,
     pub level: Option<LevelHandle>,
     pub level_pinned: bool,
@@ -96,7 +112,41 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         Arc::new(move || rx.borrow().clone())
     };
     pincer_actors::config::methods::register(&mut registry, lookup, &p.info.version);
+
+    // Agents and sessions: chat events go to every operator client through the gateway.
+    let events: EventSink = {
+        let rx = gateway_rx.clone();
+        Arc::new(move |event: &str, payload: serde_json::Value| {
+            if let Some(gw) = rx.borrow().clone() {
+                let _ = gw.cast(GatewayMsg::Broadcast {
+                    event: event.to_owned(),
+                    payload,
+                });
+            }
+        })
+    };
+    let approvals = Arc::new(Approvals::new(events.clone()));
+    let agents = build_agents(p, &args.store, approvals.clone(), &metrics);
+    let (sessions_tx, sessions_rx) = watch::channel::<Option<ActorRef<SessionsMsg>>>(None);
+    let sessions_tx = Arc::new(sessions_tx);
+    let sessions_lookup: SessionsLookup = {
+        let rx = sessions_rx.clone();
+        Arc::new(move || rx.borrow().clone())
+    };
+    pincer_actors::session::methods::register(
+        &mut registry,
+        Arc::new(ChatContext {
+            sessions: sessions_lookup,
+            store: args.store.clone(),
+            agents: p.agents.clone(),
+            approvals,
+        }),
+    );
+    for e in pincer_actors::session::methods::EVENTS {
+        registry.event(e);
+    }
     let registry = Arc::new(registry);
+    let faults = FaultHandle::new();
 
     let watcher_spec = {
         let (path, initial, updates, tx) = (
@@ -202,14 +252,46 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         })
     };
 
+    let sessions_spec = {
+        let (store, agents, events, tx, faults) = (
+            args.store.clone(),
+            agents,
+            events,
+            sessions_tx.clone(),
+            faults.clone(),
+        );
+        let (default_agent, main_key) = (p.agents.default_agent.clone(), p.agents.main_key.clone());
+        ChildSpec::new("sessions", "sessions", move |ctx| {
+            let args = SessionsArgs {
+                store: store.clone(),
+                agents: agents.clone(),
+                default_agent: default_agent.clone(),
+                main_key: main_key.clone(),
+                events: events.clone(),
+                faults: faults.clone(),
+            };
+            let tx = tx.clone();
+            async move {
+                let actor = Injectable {
+                    inner: SessionsActor,
+                    name: ctx.name.clone(),
+                    faults: ctx.faults.clone(),
+                };
+                let (r, _) = Actor::spawn_linked(None, actor, args, ctx.supervisor).await?;
+                tx.send_replace(Some(r.clone()));
+                Ok(r.get_cell())
+            }
+        })
+    };
+
     let spec = SupervisorSpec::new("root", Strategy::OneForOne)
         .intensity(5, Duration::from_secs(10))
         .child(watcher_spec)
         .child(gateway_spec)
-        .child(reloader_spec);
-    let (events, mut event_rx) = EventSink::channel();
-    let faults = FaultHandle::new();
-    let (root, handle) = Supervisor::spawn(spec, faults.clone(), events)
+        .child(reloader_spec)
+        .child(sessions_spec);
+    let (sup_events, mut event_rx) = pincer_supervision::EventSink::channel();
+    let (root, handle) = Supervisor::spawn(spec, faults.clone(), sup_events)
         .await
         .map_err(|e| format!("the supervision tree failed to start: {e}"))?;
 
@@ -234,6 +316,38 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         faults,
         grace: p.settings.shutdown_grace,
     })
+}
+
+/// One runtime per configured agent: its tools under its policy, shared provider state.
+fn build_agents(
+    p: &Prepared,
+    store: &Store,
+    approvals: Arc<Approvals>,
+    metrics: &Metrics,
+) -> pincer_actors::session::Agents {
+    let cooldowns = Arc::new(Cooldowns::new(Some(store.clone())));
+    let skip_bootstrap = p
+        .loaded
+        .value
+        .pointer("/agents/defaults/skipBootstrap")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    let mut map = std::collections::HashMap::new();
+    for spec in &p.agents.agents {
+        if !skip_bootstrap && let Err(e) = workspace::ensure(&spec.workspace) {
+            warn!(agent = %spec.id, workspace = %spec.workspace.display(), error = %e, "cannot create the workspace");
+        }
+        let rt = AgentRuntime::new(
+            spec.clone(),
+            p.agents.providers.clone(),
+            p.agents.exec.clone(),
+            cooldowns.clone(),
+            approvals.clone(),
+            metrics.clone(),
+        );
+        map.insert(spec.id.clone(), Arc::new(rt));
+    }
+    Arc::new(map)
 }
 
 impl Tree {

@@ -1,10 +1,7 @@
 //! The real `pincer` binary as a user runs it: start-up, CLI calls, signals, the state
 //! directory. Every test uses its own temporary PINCER_HOME and a free loopback port.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -13,120 +10,9 @@ use pincer_actors::protocol::ConnectAuth;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pincer");
+mod support;
 
-struct Daemon {
-    child: Child,
-    addr: String,
-    /// Lines the daemon printed after "listening" (stdout and stderr).
-    output: mpsc::Receiver<String>,
-}
-
-impl Daemon {
-    fn start(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("gateway")
-            .args(args)
-            .env("PINCER_HOME", home)
-            .env_remove("PINCER_GATEWAY_TOKEN");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn pincer");
-        let (tx, rx) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let mut seen = Vec::new();
-        let addr = loop {
-            match rx.recv_timeout(Duration::from_secs(20)) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("listening on ws://").nth(1) {
-                        break rest.split(['/', ' ']).next().unwrap().to_owned();
-                    }
-                    seen.push(line);
-                }
-                Err(_) => panic!("gateway did not start; it printed:\n{}", seen.join("\n")),
-            }
-        };
-        Self {
-            child,
-            addr,
-            output: rx,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
-    }
-
-    fn signal(&self, sig: i32) {
-        unsafe {
-            libc::kill(self.child.id() as i32, sig);
-        }
-    }
-
-    fn wait(mut self) -> (Option<i32>, Vec<String>) {
-        let status = self.child.wait().unwrap();
-        let lines = self.output.try_iter().collect();
-        (status.code(), lines)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn pincer(home: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("PINCER_HOME", home)
-        .env_remove("PINCER_GATEWAY_TOKEN")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-async fn connect(url: &str, token: &str) -> Session {
-    let opts = CallOptions {
-        url: url.to_owned(),
-        auth: ConnectAuth {
-            token: Some(token.to_owned()),
-            ..Default::default()
-        },
-        timeout: Duration::from_secs(10),
-        scopes: None,
-    };
-    Session::connect(&opts).await.expect("handshake")
-}
-
-fn temp_home() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("state");
-    (dir, home)
-}
+use support::*;
 
 #[tokio::test]
 async fn sigterm_tells_clients_then_exits_zero() {
@@ -285,13 +171,6 @@ async fn rpc(s: &mut Session, _id: &str, method: &str, params: Value) -> Value {
         Err(ClientError::Rpc { error, .. }) => json!({"ok": false, "error": error}),
         Err(e) => panic!("{method}: {e}"),
     }
-}
-
-fn read_token(home: &Path) -> String {
-    std::fs::read_to_string(home.join("credentials/gateway.token"))
-        .unwrap()
-        .trim()
-        .to_owned()
 }
 
 #[tokio::test]

@@ -9,4 +9,5 @@ pub mod agent;
 pub mod config;
 pub mod gateway;
 pub mod protocol;
+pub mod session;
 pub mod store;

@@ -1,5 +1,11 @@
-//! Agents: the model-call types, provider clients, tools, and the actors that run turns.
+//! Agents: the model-call types, provider clients, tools, prompt assembly, failover and
+//! the ReAct turn.
 
+pub mod config;
+pub mod failover;
 pub mod model;
+pub mod prompt;
 pub mod providers;
+pub mod run;
 pub mod tools;
+pub mod workspace;

@@ -105,6 +105,45 @@ impl Metrics {
             .increment(1);
     }
 
+    /// Counts one failover step of a model call (layer: profile, thinking, model).
+    pub fn model_failover(&self, layer: &str) {
+        let key = Key::from_parts(
+            "pincer_model_failovers_total",
+            vec![Label::new("layer", layer.to_owned())],
+        );
+        self.inner
+            .recorder
+            .register_counter(&key, &META)
+            .increment(1);
+    }
+
+    /// Counts one model call by provider and outcome (ok or the error class).
+    pub fn model_call(&self, provider: &str, outcome: &str) {
+        let key = Key::from_parts(
+            "pincer_model_calls_total",
+            vec![
+                Label::new("provider", provider.to_owned()),
+                Label::new("outcome", outcome.to_owned()),
+            ],
+        );
+        self.inner
+            .recorder
+            .register_counter(&key, &META)
+            .increment(1);
+    }
+
+    /// Adds tokens used (kind: input, output, cached).
+    pub fn model_tokens(&self, kind: &str, n: u64) {
+        let key = Key::from_parts(
+            "pincer_model_tokens_total",
+            vec![Label::new("kind", kind.to_owned())],
+        );
+        self.inner
+            .recorder
+            .register_counter(&key, &META)
+            .increment(n);
+    }
+
     /// Counts one restart of a supervised actor of this kind.
     pub fn actor_restart(&self, kind: &str) {
         self.inner

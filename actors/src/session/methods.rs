@@ -1,0 +1,345 @@
+//! Control-plane methods for chat, runs, sessions, models and agents.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::ActorRef;
+use ractor::rpc::CallResult;
+use serde_json::{Value, json};
+
+use super::{Entry, SessionMeta, SessionsMsg};
+use crate::agent::config::AgentsConfig;
+use crate::agent::run::Approvals;
+use crate::gateway::{CallContext, MethodRegistry};
+use crate::protocol::{ErrorShape, scopes};
+use crate::store::Store;
+
+/// Finds the running Sessions actor (its ref changes when it is restarted).
+pub type SessionsLookup = Arc<dyn Fn() -> Option<ActorRef<SessionsMsg>> + Send + Sync>;
+
+pub struct ChatContext {
+    pub sessions: SessionsLookup,
+    pub store: Store,
+    pub agents: AgentsConfig,
+    pub approvals: Arc<Approvals>,
+}
+
+fn unavailable() -> ErrorShape {
+    ErrorShape::unavailable("sessions are restarting; retry shortly").retry_after(200)
+}
+
+fn bad(msg: impl Into<String>) -> ErrorShape {
+    ErrorShape::invalid_request(msg)
+}
+
+fn str_param<'a>(p: &'a Value, name: &str) -> Option<&'a str> {
+    p.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+async fn main_key(s: &ActorRef<SessionsMsg>, agent: Option<String>) -> Result<String, ErrorShape> {
+    match s
+        .call(|reply| SessionsMsg::MainKey { agent, reply }, None)
+        .await
+    {
+        Ok(CallResult::Success(k)) => Ok(k),
+        _ => Err(unavailable()),
+    }
+}
+
+/// The Sessions actor and the `sessionKey` param, or the default agent's main session.
+async fn session_and_key(
+    ctx: &ChatContext,
+    p: &Value,
+) -> Result<(ActorRef<SessionsMsg>, String), ErrorShape> {
+    let s = (ctx.sessions)().ok_or_else(unavailable)?;
+    let key = match str_param(p, "sessionKey") {
+        Some(k) => k.to_owned(),
+        None => main_key(&s, None).await?,
+    };
+    Ok((s, key))
+}
+
+/// Accepts a message; `{runId, status: started|queued, sessionKey}`.
+async fn send(
+    ctx: &ChatContext,
+    key: Option<String>,
+    agent: Option<String>,
+    text: String,
+    thinking: Option<&str>,
+) -> Result<Value, ErrorShape> {
+    let s = (ctx.sessions)().ok_or_else(unavailable)?;
+    let key = match key {
+        Some(k) => k,
+        None => main_key(&s, agent).await?,
+    };
+    let thinking = match thinking {
+        None => None,
+        Some(t) => Some(serde_json::from_value(json!(t)).map_err(|_| {
+            bad(format!(
+                "thinking must be off, low, medium or high, not {t:?}"
+            ))
+        })?),
+    };
+    let res = s
+        .call(
+            |reply| SessionsMsg::Send {
+                key: key.clone(),
+                text,
+                thinking,
+                reply,
+            },
+            Some(Duration::from_secs(10)),
+        )
+        .await;
+    match res {
+        Ok(CallResult::Success(Ok((run_id, status)))) => {
+            Ok(json!({"runId": run_id, "status": status, "sessionKey": key}))
+        }
+        Ok(CallResult::Success(Err(e))) => Err(bad(e)),
+        _ => Err(unavailable()),
+    }
+}
+
+async fn wait(
+    ctx: &ChatContext,
+    key: String,
+    run_id: String,
+    timeout: Duration,
+) -> Result<Value, ErrorShape> {
+    let s = (ctx.sessions)().ok_or_else(unavailable)?;
+    match s
+        .call(
+            |reply| SessionsMsg::Wait { key, run_id, reply },
+            Some(timeout),
+        )
+        .await
+    {
+        Ok(CallResult::Success(summary)) => Ok(serde_json::to_value(summary).expect("serialises")),
+        Ok(CallResult::Timeout) => Ok(json!({"status": "timeout"})),
+        _ => Err(unavailable()),
+    }
+}
+
+pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
+    let c = ctx.clone();
+    registry.side_effecting(
+        "chat.send",
+        scopes::WRITE,
+        move |_cc: CallContext, p: Value| {
+            let c = c.clone();
+            async move {
+                let key = str_param(&p, "sessionKey").map(str::to_owned);
+                let text = str_param(&p, "message")
+                    .ok_or_else(|| {
+                        bad("chat.send needs {sessionKey?, message, thinking?}: message is missing")
+                    })?
+                    .to_owned();
+                send(&c, key, None, text, str_param(&p, "thinking")).await
+            }
+        },
+    );
+    let c = ctx.clone();
+    registry.side_effecting("agent", scopes::WRITE, move |_cc: CallContext, p: Value| {
+        let c = c.clone();
+        async move {
+            let text = str_param(&p, "message")
+                .ok_or_else(|| bad("agent needs {message, agentId?, sessionKey?, thinking?, timeout?}: message is missing"))?
+                .to_owned();
+            let accepted = send(
+                &c,
+                str_param(&p, "sessionKey").map(str::to_owned),
+                str_param(&p, "agentId").map(str::to_owned),
+                text,
+                str_param(&p, "thinking"),
+            )
+            .await?;
+            let timeout = p.get("timeout").and_then(Value::as_u64).unwrap_or(600);
+            let key = accepted["sessionKey"].as_str().unwrap_or_default().to_owned();
+            let run_id = accepted["runId"].as_str().unwrap_or_default().to_owned();
+            let summary = wait(&c, key, run_id.clone(), Duration::from_secs(timeout)).await?;
+            Ok(json!({"runId": run_id, "status": summary["status"], "summary": summary}))
+        }
+    });
+    let c = ctx.clone();
+    registry.method(
+        "agent.wait",
+        scopes::READ,
+        move |_cc: CallContext, p: Value| {
+            let c = c.clone();
+            async move {
+                let run_id = str_param(&p, "runId")
+                    .ok_or_else(|| bad("agent.wait needs {runId, sessionKey?, timeoutMs?}"))?
+                    .to_owned();
+                let (_, key) = session_and_key(&c, &p).await?;
+                let ms = p.get("timeoutMs").and_then(Value::as_u64).unwrap_or(30_000);
+                wait(&c, key, run_id, Duration::from_millis(ms)).await
+            }
+        },
+    );
+    let c = ctx.clone();
+    registry.method(
+        "chat.history",
+        scopes::READ,
+        move |_cc: CallContext, p: Value| {
+            let c = c.clone();
+            async move {
+                let (_, key) = session_and_key(&c, &p).await?;
+                let limit = p
+                    .get("limit")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(200)
+                    .min(10_000) as usize;
+                let rows: Vec<(u64, Entry)> = c
+                    .store
+                    .transcript(&key, Some(limit))
+                    .map_err(|e| ErrorShape::unavailable(e.to_string()))?;
+                let messages: Vec<Value> = rows
+                    .into_iter()
+                    .map(|(seq, e)| {
+                        let mut v = serde_json::to_value(&e).expect("serialises");
+                        v["seq"] = json!(seq);
+                        v["timestamp"] = json!(e.ts);
+                        v
+                    })
+                    .collect();
+                Ok(json!({"sessionKey": key, "messages": messages}))
+            }
+        },
+    );
+    let c = ctx.clone();
+    registry.method(
+        "chat.abort",
+        scopes::WRITE,
+        move |_cc: CallContext, p: Value| {
+            let c = c.clone();
+            async move {
+                let (s, key) = session_and_key(&c, &p).await?;
+                let run_id = str_param(&p, "runId").map(str::to_owned);
+                match s
+                    .call(
+                        |reply| SessionsMsg::Abort { key, run_id, reply },
+                        Some(Duration::from_secs(5)),
+                    )
+                    .await
+                {
+                    Ok(CallResult::Success(aborted)) => Ok(json!({"ok": true, "aborted": aborted})),
+                    _ => Err(unavailable()),
+                }
+            }
+        },
+    );
+    let c = ctx.clone();
+    registry.method(
+        "sessions.list",
+        scopes::READ,
+        move |_cc: CallContext, _p: Value| {
+            let c = c.clone();
+            async move {
+                let mut rows: Vec<(String, SessionMeta)> = c
+                    .store
+                    .sessions()
+                    .map_err(|e| ErrorShape::unavailable(e.to_string()))?;
+                rows.sort_by_key(|(_, m)| std::cmp::Reverse(m.updated_at));
+                let sessions: Vec<Value> = rows
+                    .into_iter()
+                    .map(|(key, m)| {
+                        json!({"key": key, "agentId": m.agent_id, "updatedAt": m.updated_at,
+                           "createdAt": m.created_at, "turns": m.turns, "usage": m.usage,
+                           "model": m.last_model, "label": m.label})
+                    })
+                    .collect();
+                Ok(json!({"count": sessions.len(), "sessions": sessions}))
+            }
+        },
+    );
+    for (name, delete) in [("sessions.reset", false), ("sessions.delete", true)] {
+        let c = ctx.clone();
+        registry.side_effecting(name, scopes::ADMIN, move |_cc: CallContext, p: Value| {
+            let c = c.clone();
+            async move {
+                let key = str_param(&p, "key")
+                    .or_else(|| str_param(&p, "sessionKey"))
+                    .ok_or_else(|| bad(format!("{name} needs {{key}}")))?
+                    .to_owned();
+                let s = (c.sessions)().ok_or_else(unavailable)?;
+                match s.call(|reply| SessionsMsg::Reset { key: key.clone(), reply }, Some(Duration::from_secs(10))).await {
+                    Ok(CallResult::Success(Ok(existed))) => Ok(json!({"ok": true, "key": key, if delete { "deleted" } else { "reset" }: existed})),
+                    Ok(CallResult::Success(Err(e))) => Err(ErrorShape::unavailable(e)),
+                    _ => Err(unavailable()),
+                }
+            }
+        });
+    }
+    let c = ctx.clone();
+    registry.method("models.list", scopes::READ, move |_cc: CallContext, _p: Value| {
+        let c = c.clone();
+        async move {
+            let mut models = Vec::new();
+            for p in c.agents.providers.values() {
+                for m in &p.models {
+                    models.push(json!({"id": m.id, "name": m.name.clone().unwrap_or_else(|| m.id.clone()),
+                        "provider": p.id, "api": p.api.as_str(), "contextWindow": m.context_window,
+                        "source": p.source}));
+                }
+            }
+            Ok(json!({"models": models}))
+        }
+    });
+    let c = ctx.clone();
+    registry.method("agents.list", scopes::READ, move |_cc: CallContext, _p: Value| {
+        let c = c.clone();
+        async move {
+            let agents: Vec<Value> = c
+                .agents
+                .agents
+                .iter()
+                .map(|a| {
+                    json!({"id": a.id, "name": a.name, "default": a.id == c.agents.default_agent,
+                        "workspace": a.workspace.display().to_string(),
+                        "model": a.models.first().map(ToString::to_string),
+                        "fallbacks": a.models.iter().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
+                        "toolProfile": a.tool_profile})
+                })
+                .collect();
+            Ok(json!({"defaultId": c.agents.default_agent, "mainKey": c.agents.main_key, "agents": agents}))
+        }
+    });
+    let c = ctx;
+    registry.method(
+        "exec.approval.resolve",
+        scopes::APPROVALS,
+        move |_cc: CallContext, p: Value| {
+            let c = c.clone();
+            async move {
+                let id = str_param(&p, "id")
+                    .ok_or_else(|| bad("exec.approval.resolve needs {id, decision}"))?;
+                let allow = match str_param(&p, "decision") {
+                    Some("allow-once" | "allow-always" | "allow") => true,
+                    Some("deny") => false,
+                    other => {
+                        return Err(bad(format!(
+                            "decision must be allow-once, allow-always or deny, not {other:?}"
+                        )));
+                    }
+                };
+                if c.approvals.resolve(id, allow) {
+                    Ok(json!({"ok": true}))
+                } else {
+                    Err(bad(format!(
+                        "no pending approval {id:?} (it may have timed out)"
+                    )))
+                }
+            }
+        },
+    );
+}
+
+/// Events these methods cause.
+pub const EVENTS: [&str; 4] = [
+    "chat",
+    "agent",
+    "exec.approval.requested",
+    "exec.approval.resolved",
+];

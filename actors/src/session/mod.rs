@@ -1,0 +1,1086 @@
+//! Sessions: one SessionActor per session key, under the Sessions actor that finds or
+//! spawns them and restarts a crashed one (which resumes from the store). A session runs
+//! one turn at a time in a RunActor linked to it; messages arriving meanwhile wait in its
+//! queue, and every accepted message is in the store's inbox until its turn is recorded.
+//!
+//! ```text
+//! Sessions (restarts crashed sessions; resumes sessions with waiting messages at start)
+//! └── SessionActor per key   hot history, queue, transcript writes, chat events
+//!     └── RunActor           one turn (temporary): model calls and tools, under a deadline
+//! ```
+
+pub mod methods;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pincer_supervision::fault::{FaultHandle, Injectable};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::agent::model::{Message, Thinking, ToolCall, Usage};
+use crate::agent::prompt::{self, PromptInput};
+use crate::agent::run::{AgentRuntime, EventSink, TurnEvent, TurnInput, TurnOutput, run_turn};
+use crate::gateway::now_ms;
+use crate::store::Store;
+
+/// One transcript row (the warm layer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// user | assistant | tool | error
+    pub role: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_error: bool,
+    pub ts: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+impl Entry {
+    /// A row with only a role and text.
+    pub fn new(role: &str, content: impl Into<String>, ts: u64, run_id: Option<String>) -> Self {
+        Entry {
+            role: role.to_owned(),
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            name: None,
+            is_error: false,
+            ts,
+            run_id,
+            usage: None,
+            model: None,
+        }
+    }
+
+    fn from_message(m: &Message, ts: u64, run_id: &str) -> Self {
+        let base = Entry::new("", "", ts, Some(run_id.to_owned()));
+        match m {
+            Message::User { content } => Entry {
+                role: "user".into(),
+                content: content.clone(),
+                ..base
+            },
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => Entry {
+                role: "assistant".into(),
+                content: content.clone(),
+                tool_calls: tool_calls.clone(),
+                ..base
+            },
+            Message::Tool {
+                call_id,
+                name,
+                content,
+                is_error,
+            } => Entry {
+                role: "tool".into(),
+                content: content.clone(),
+                tool_call_id: Some(call_id.clone()),
+                name: Some(name.clone()),
+                is_error: *is_error,
+                ..base
+            },
+        }
+    }
+
+    /// The model-facing message; error rows are not sent back to the model.
+    pub fn to_message(&self) -> Option<Message> {
+        Some(match self.role.as_str() {
+            "user" => Message::User {
+                content: self.content.clone(),
+            },
+            "assistant" => Message::Assistant {
+                content: self.content.clone(),
+                tool_calls: self.tool_calls.clone(),
+            },
+            "tool" => Message::Tool {
+                call_id: self.tool_call_id.clone().unwrap_or_default(),
+                name: self.name.clone().unwrap_or_default(),
+                content: self.content.clone(),
+                is_error: self.is_error,
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// A message accepted for a session and not yet answered (the inbox row).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pending {
+    pub run_id: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Thinking>,
+    pub received_at: u64,
+    /// How often a turn for it has crashed (a retried turn gives up after a second crash).
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+/// A session's metadata row.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionMeta {
+    pub key: String,
+    pub agent_id: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub turns: u64,
+    #[serde(default)]
+    pub usage: Usage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// The result of a finished run, for `agent.wait` and the `agent` method.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub run_id: String,
+    pub session_key: String,
+    /// ok | error | aborted
+    pub status: String,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub usage: Usage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// Agents by id, shared by every session.
+pub type Agents = Arc<HashMap<String, Arc<AgentRuntime>>>;
+
+/// What the Sessions actor needs.
+pub struct SessionsArgs {
+    pub store: Store,
+    pub agents: Agents,
+    pub default_agent: String,
+    pub main_key: String,
+    pub events: EventSink,
+    /// Faults for `session` and `run` actors (tests and `--inject-fault`).
+    pub faults: FaultHandle,
+}
+
+struct Shared {
+    store: Store,
+    agents: Agents,
+    default_agent: String,
+    main_key: String,
+    events: EventSink,
+    faults: FaultHandle,
+}
+
+pub enum SessionsMsg {
+    /// Accepts a message for a session: durable in the inbox before the reply.
+    Send {
+        key: String,
+        text: String,
+        thinking: Option<Thinking>,
+        reply: RpcReplyPort<Result<(String, &'static str), String>>,
+    },
+    Abort {
+        key: String,
+        run_id: Option<String>,
+        reply: RpcReplyPort<bool>,
+    },
+    /// Waits for a run to finish.
+    Wait {
+        key: String,
+        run_id: String,
+        reply: RpcReplyPort<RunSummary>,
+    },
+    Reset {
+        key: String,
+        reply: RpcReplyPort<Result<bool, String>>,
+    },
+    /// The default agent's main session key.
+    MainKey {
+        agent: Option<String>,
+        reply: RpcReplyPort<String>,
+    },
+    /// Live sessions (for `status`).
+    Live { reply: RpcReplyPort<Vec<String>> },
+    /// Makes a session live (resuming it from the store); replies once it runs.
+    Resume {
+        key: String,
+        reply: RpcReplyPort<Result<(), String>>,
+    },
+    /// Pauses a session: its actor stops, its state stays in the store. Replies once it
+    /// has stopped (`false` when it was not live or is busy).
+    Pause {
+        key: String,
+        reply: RpcReplyPort<bool>,
+    },
+}
+
+/// A session idle this long is paused (its actor stops; the store keeps everything and
+/// the next message resumes it), so thousands of quiet chats cost no memory.
+pub const IDLE_PAUSE: Duration = Duration::from_secs(30 * 60);
+
+pub struct SessionsActor;
+
+pub struct SessionsState {
+    shared: Arc<Shared>,
+    live: HashMap<String, ActorRef<SessionMsg>>,
+    /// Restarts per key: (window start, count).
+    restarts: HashMap<String, (tokio::time::Instant, u32)>,
+}
+
+/// A session that crashes more than this within a minute is left stopped (its messages
+/// stay in the inbox for the next start), so a poison message cannot spin the CPU.
+const MAX_SESSION_RESTARTS: u32 = 5;
+
+impl SessionsState {
+    async fn session(
+        &mut self,
+        myself: &ActorRef<SessionsMsg>,
+        key: &str,
+    ) -> Result<ActorRef<SessionMsg>, String> {
+        if let Some(s) = self.live.get(key) {
+            return Ok(s.clone());
+        }
+        let agent_id = agent_of(key)
+            .unwrap_or(&self.shared.default_agent)
+            .to_owned();
+        if !self.shared.agents.contains_key(&agent_id) {
+            return Err(format!(
+                "session key {key:?} names agent {agent_id:?}, which is not configured (agents: {})",
+                self.shared
+                    .agents
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let actor = Injectable {
+            inner: SessionActor,
+            name: "session".into(),
+            faults: self.shared.faults.clone(),
+        };
+        let args = SessionArgs {
+            key: key.to_owned(),
+            agent_id,
+            shared: self.shared.clone(),
+        };
+        let (r, _) = Actor::spawn_linked(None, actor, args, myself.get_cell())
+            .await
+            .map_err(|e| format!("could not start session {key}: {e}"))?;
+        self.live.insert(key.to_owned(), r.clone());
+        Ok(r)
+    }
+}
+
+/// The agent id of `agent:<id>:...` keys.
+pub fn agent_of(key: &str) -> Option<&str> {
+    let mut parts = key.splitn(3, ':');
+    match (parts.next(), parts.next()) {
+        (Some("agent"), Some(id)) if !id.is_empty() => Some(id),
+        _ => None,
+    }
+}
+
+impl Actor for SessionsActor {
+    type Msg = SessionsMsg;
+    type State = SessionsState;
+    type Arguments = SessionsArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SessionsMsg>,
+        args: SessionsArgs,
+    ) -> Result<SessionsState, ActorProcessingErr> {
+        let mut state = SessionsState {
+            shared: Arc::new(Shared {
+                store: args.store,
+                agents: args.agents,
+                default_agent: args.default_agent,
+                main_key: args.main_key,
+                events: args.events,
+                faults: args.faults,
+            }),
+            live: HashMap::new(),
+            restarts: HashMap::new(),
+        };
+        // Messages accepted before a crash or restart are answered now.
+        let waiting = state.shared.store.inbox_keys()?;
+        for key in waiting {
+            match state.session(&myself, &key).await {
+                Ok(_) => info!(session = %key, "resuming a session with waiting messages"),
+                Err(e) => warn!(session = %key, error = %e, "cannot resume session"),
+            }
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SessionsMsg>,
+        msg: SessionsMsg,
+        state: &mut SessionsState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SessionsMsg::Send {
+                key,
+                text,
+                thinking,
+                reply,
+            } => {
+                let session = match state.session(&myself, &key).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                let pending = Pending {
+                    run_id: uuid::Uuid::new_v4().to_string(),
+                    text,
+                    thinking,
+                    received_at: now_ms(),
+                    attempts: 0,
+                };
+                // Durable before it is acknowledged.
+                let seq = match state.shared.store.inbox_push(&key, &pending) {
+                    Ok(seq) => seq,
+                    Err(e) => {
+                        let _ = reply.send(Err(format!("could not store the message: {e}")));
+                        return Ok(());
+                    }
+                };
+                let _ = session.cast(SessionMsg::Enqueue {
+                    seq,
+                    pending,
+                    reply: Some(reply),
+                });
+            }
+            SessionsMsg::Abort { key, run_id, reply } => match state.live.get(&key) {
+                Some(s) => {
+                    let _ = s.cast(SessionMsg::Abort { run_id, reply });
+                }
+                None => {
+                    let _ = reply.send(false);
+                }
+            },
+            SessionsMsg::Wait { key, run_id, reply } => match state.session(&myself, &key).await {
+                Ok(s) => {
+                    let _ = s.cast(SessionMsg::Wait { run_id, reply });
+                }
+                Err(e) => {
+                    let _ = reply.send(RunSummary {
+                        run_id,
+                        session_key: key,
+                        status: "error".into(),
+                        text: String::new(),
+                        error: Some(e),
+                        usage: Usage::default(),
+                        model: None,
+                    });
+                }
+            },
+            SessionsMsg::Reset { key, reply } => {
+                if let Some(s) = state.live.remove(&key) {
+                    s.stop(Some("reset".into()));
+                }
+                let _ = reply.send(
+                    state
+                        .shared
+                        .store
+                        .delete_session(&key)
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            SessionsMsg::MainKey { agent, reply } => {
+                let agent = agent.unwrap_or_else(|| state.shared.default_agent.clone());
+                let _ = reply.send(format!("agent:{agent}:{}", state.shared.main_key));
+            }
+            SessionsMsg::Live { reply } => {
+                let _ = reply.send(state.live.keys().cloned().collect());
+            }
+            SessionsMsg::Resume { key, reply } => {
+                let _ = reply.send(state.session(&myself, &key).await.map(|_| ()));
+            }
+            SessionsMsg::Pause { key, reply } => match state.live.get(&key).cloned() {
+                Some(s) => {
+                    let busy = s
+                        .call(
+                            |r| SessionMsg::IsBusy { reply: r },
+                            Some(Duration::from_secs(5)),
+                        )
+                        .await;
+                    if matches!(busy, Ok(ractor::rpc::CallResult::Success(false))) {
+                        state.live.remove(&key);
+                        let _ = s
+                            .stop_and_wait(Some("paused".into()), Some(Duration::from_secs(5)))
+                            .await;
+                        let _ = reply.send(true);
+                    } else {
+                        let _ = reply.send(false);
+                    }
+                }
+                None => {
+                    let _ = reply.send(false);
+                }
+            },
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SessionsMsg>,
+        evt: SupervisionEvent,
+        state: &mut SessionsState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, failure) = match &evt {
+            SupervisionEvent::ActorFailed(cell, e) => (cell.clone(), Some(e.to_string())),
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell.clone(), None),
+            _ => return Ok(()),
+        };
+        let Some(key) = state
+            .live
+            .iter()
+            .find(|(_, r)| r.get_id() == cell.get_id())
+            .map(|(k, _)| k.clone())
+        else {
+            return Ok(());
+        };
+        state.live.remove(&key);
+        let Some(reason) = failure else {
+            return Ok(());
+        };
+        let now = tokio::time::Instant::now();
+        let entry = state.restarts.entry(key.clone()).or_insert((now, 0));
+        if now.duration_since(entry.0) > Duration::from_secs(60) {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        if entry.1 > MAX_SESSION_RESTARTS {
+            warn!(session = %key, %reason, "session keeps crashing; left stopped until the next message or start");
+            return Ok(());
+        }
+        warn!(session = %key, %reason, "session crashed; restarting it from the store");
+        if let Err(e) = state.session(&myself, &key).await {
+            warn!(session = %key, error = %e, "could not restart the session");
+        }
+        Ok(())
+    }
+}
+
+pub enum SessionMsg {
+    Enqueue {
+        seq: u64,
+        pending: Pending,
+        reply: Option<RpcReplyPort<Result<(String, &'static str), String>>>,
+    },
+    /// Progress from the running turn.
+    Progress {
+        run_id: String,
+        event: TurnEvent,
+    },
+    /// The turn finished (the RunActor sends this, then stops).
+    Finished {
+        run_id: String,
+        output: Box<TurnOutput>,
+    },
+    Abort {
+        run_id: Option<String>,
+        reply: RpcReplyPort<bool>,
+    },
+    Wait {
+        run_id: String,
+        reply: RpcReplyPort<RunSummary>,
+    },
+    IsBusy {
+        reply: RpcReplyPort<bool>,
+    },
+    /// The idle timer fired: pause when nothing happened since `generation`.
+    Idle {
+        generation: u64,
+    },
+}
+
+pub struct SessionActor;
+
+pub struct SessionArgs {
+    key: String,
+    agent_id: String,
+    shared: Arc<Shared>,
+}
+
+struct Running {
+    run_id: String,
+    seq: u64,
+    pending: Pending,
+    actor: ActorRef<RunMsg>,
+    /// Chat event sequence of this run.
+    event_seq: u64,
+    aborted: bool,
+}
+
+pub struct SessionState {
+    key: String,
+    agent: Arc<AgentRuntime>,
+    shared: Arc<Shared>,
+    meta: SessionMeta,
+    /// The hot layer: recent messages sent to the model.
+    history: VecDeque<Message>,
+    queue: VecDeque<(u64, Pending)>,
+    running: Option<Running>,
+    waiters: HashMap<String, Vec<RpcReplyPort<RunSummary>>>,
+    finished: VecDeque<RunSummary>,
+    /// Bumped by every message; the idle timer only pauses an unchanged session.
+    generation: u64,
+}
+
+impl Actor for SessionActor {
+    type Msg = SessionMsg;
+    type State = SessionState;
+    type Arguments = SessionArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SessionMsg>,
+        args: SessionArgs,
+    ) -> Result<SessionState, ActorProcessingErr> {
+        let agent = args
+            .shared
+            .agents
+            .get(&args.agent_id)
+            .cloned()
+            .ok_or_else(|| format!("agent {} is not configured", args.agent_id))?;
+        let store = &args.shared.store;
+        let now = now_ms();
+        let meta = store
+            .session::<SessionMeta>(&args.key)?
+            .unwrap_or_else(|| SessionMeta {
+                key: args.key.clone(),
+                agent_id: args.agent_id.clone(),
+                created_at: now,
+                updated_at: now,
+                ..Default::default()
+            });
+        let keep = agent.spec.history_turns.max(1) * 8;
+        let history: VecDeque<Message> = store
+            .transcript::<Entry>(&args.key, Some(keep))?
+            .into_iter()
+            .filter_map(|(_, e)| e.to_message())
+            .collect();
+        let history = trim_to_turn_start(history);
+        let queue: VecDeque<(u64, Pending)> = store.inbox::<Pending>(&args.key)?.into();
+        Ok(SessionState {
+            key: args.key,
+            agent,
+            shared: args.shared,
+            meta,
+            history,
+            queue,
+            running: None,
+            waiters: HashMap::new(),
+            finished: VecDeque::new(),
+            generation: 0,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        myself.send_after(IDLE_PAUSE, || SessionMsg::Idle { generation: 0 });
+        state.start_next(&myself).await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        msg: SessionMsg,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, SessionMsg::Idle { .. } | SessionMsg::IsBusy { .. }) {
+            state.generation += 1;
+            let generation = state.generation;
+            myself.send_after(IDLE_PAUSE, move || SessionMsg::Idle { generation });
+        }
+        match msg {
+            SessionMsg::IsBusy { reply } => {
+                let _ = reply.send(state.running.is_some() || !state.queue.is_empty());
+            }
+            SessionMsg::Idle { generation } => {
+                if generation == state.generation
+                    && state.running.is_none()
+                    && state.queue.is_empty()
+                    && state.waiters.is_empty()
+                {
+                    info!(session = %state.key, "idle; pausing (state stays in the store)");
+                    myself.stop(Some("idle".into()));
+                }
+            }
+            SessionMsg::Enqueue {
+                seq,
+                pending,
+                reply,
+            } => {
+                let busy = state.running.is_some() || !state.queue.is_empty();
+                if let Some(r) = reply {
+                    let _ = r.send(Ok((
+                        pending.run_id.clone(),
+                        if busy { "queued" } else { "started" },
+                    )));
+                }
+                if !state.queue.iter().any(|(s, _)| *s == seq)
+                    && state.running.as_ref().is_none_or(|r| r.seq != seq)
+                {
+                    state.queue.push_back((seq, pending));
+                }
+                state.start_next(&myself).await;
+            }
+            SessionMsg::Progress { run_id, event } => state.on_progress(&run_id, event),
+            SessionMsg::Finished { run_id, output } => {
+                if state.running.as_ref().is_some_and(|r| r.run_id == run_id) {
+                    let running = state.running.take().expect("checked");
+                    state.finish(running, *output);
+                    state.start_next(&myself).await;
+                }
+            }
+            SessionMsg::Abort { run_id, reply } => {
+                let hit = state
+                    .running
+                    .as_mut()
+                    .filter(|r| run_id.as_deref().is_none_or(|id| id == r.run_id));
+                match hit {
+                    Some(r) => {
+                        r.aborted = true;
+                        r.actor.kill();
+                        let _ = reply.send(true);
+                    }
+                    None => {
+                        let _ = reply.send(false);
+                    }
+                }
+            }
+            SessionMsg::Wait { run_id, reply } => {
+                if let Some(done) = state.finished.iter().find(|s| s.run_id == run_id) {
+                    let _ = reply.send(done.clone());
+                } else {
+                    state.waiters.entry(run_id).or_default().push(reply);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        evt: SupervisionEvent,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Only the running RunActor is linked here.
+        let (cell, reason) = match &evt {
+            SupervisionEvent::ActorFailed(cell, e) => (cell.clone(), Some(e.to_string())),
+            SupervisionEvent::ActorTerminated(cell, _, r) => (cell.clone(), r.clone()),
+            _ => return Ok(()),
+        };
+        let failed = matches!(evt, SupervisionEvent::ActorFailed(..)) || reason.is_some();
+        // A run that stopped normally has sent `Finished` (supervision events can arrive
+        // before it): only a crash, a kill or an abort is handled here.
+        let Some(running) = state
+            .running
+            .take_if(|r| r.actor.get_id() == cell.get_id() && (failed || r.aborted))
+        else {
+            return Ok(());
+        };
+        if running.aborted {
+            let out = TurnOutput {
+                error: Some("aborted".into()),
+                ..Default::default()
+            };
+            state.finish(running, out);
+        } else {
+            // The run crashed (or was killed) mid-turn: its message is still in the
+            // inbox. Retry once, then fail visibly.
+            let reason = reason.unwrap_or_else(|| "stopped".into());
+            let mut pending = running.pending.clone();
+            pending.attempts += 1;
+            if pending.attempts < 2 {
+                warn!(session = %state.key, run_id = %running.run_id, %reason, "run crashed mid-turn; retrying it");
+                state.queue.push_front((running.seq, pending));
+            } else {
+                let out = TurnOutput {
+                    error: Some(format!(
+                        "the turn failed twice ({reason}); the message was not answered, send it again"
+                    )),
+                    ..Default::default()
+                };
+                state.finish(running, out);
+            }
+        }
+        state.start_next(&myself).await;
+        Ok(())
+    }
+}
+
+/// Drops leading tool results and assistant tool calls whose turn start was cut off by
+/// the history window, so the model always sees whole exchanges.
+fn trim_to_turn_start(mut h: VecDeque<Message>) -> VecDeque<Message> {
+    while h
+        .front()
+        .is_some_and(|m| !matches!(m, Message::User { .. }))
+    {
+        h.pop_front();
+    }
+    h
+}
+
+impl SessionState {
+    fn emit_chat(&self, payload: Value) {
+        (self.shared.events)("chat", payload);
+    }
+
+    async fn start_next(&mut self, myself: &ActorRef<SessionMsg>) {
+        if self.running.is_some() {
+            return;
+        }
+        let Some((seq, pending)) = self.queue.pop_front() else {
+            return;
+        };
+        let main_session =
+            self.key == format!("agent:{}:{}", self.agent.spec.id, self.shared.main_key);
+        let prompt = prompt::assemble(PromptInput {
+            agent_id: &self.agent.spec.id,
+            agent_name: &self.agent.spec.name,
+            workspace: &self.agent.spec.workspace,
+            main_session,
+            bootstrap_max_chars: self.agent.spec.bootstrap_max_chars,
+            tools: Vec::new(),
+            now: &format_now(),
+        });
+        let input = TurnInput {
+            session_key: self.key.clone(),
+            history: self.history.iter().cloned().collect(),
+            message: pending.text.clone(),
+            system: prompt.system,
+            thinking: pending.thinking,
+        };
+        let args = RunArgs {
+            run_id: pending.run_id.clone(),
+            agent: self.agent.clone(),
+            input: std::sync::Mutex::new(Some(input)),
+            session: myself.clone(),
+        };
+        let actor = Injectable {
+            inner: RunActor,
+            name: "run".into(),
+            faults: self.shared.faults.clone(),
+        };
+        match Actor::spawn_linked(None, actor, args, myself.get_cell()).await {
+            Ok((r, _)) => {
+                self.running = Some(Running {
+                    run_id: pending.run_id.clone(),
+                    seq,
+                    pending,
+                    actor: r,
+                    event_seq: 0,
+                    aborted: false,
+                });
+            }
+            Err(e) => {
+                warn!(session = %self.key, error = %e, "could not start a run");
+                let running_stub = (seq, pending);
+                let out = TurnOutput {
+                    error: Some(format!("could not start the turn: {e}")),
+                    ..Default::default()
+                };
+                self.record(running_stub.0, &running_stub.1, out);
+            }
+        }
+    }
+
+    fn on_progress(&mut self, run_id: &str, event: TurnEvent) {
+        let Some(r) = self.running.as_mut().filter(|r| r.run_id == run_id) else {
+            return;
+        };
+        r.event_seq += 1;
+        let seq = r.event_seq;
+        let key = self.key.clone();
+        match event {
+            TurnEvent::Text(text) => self.emit_chat(json!({
+                "runId": run_id, "sessionKey": key, "seq": seq, "state": "delta",
+                "message": {"role": "assistant", "content": [{"type": "text", "text": text}], "timestamp": now_ms()},
+            })),
+            other => {
+                let (stream, data) = match other {
+                    TurnEvent::Thinking(t) => ("thinking", json!({"text": t})),
+                    TurnEvent::ToolStarted { id, name, arguments } => (
+                        "tool",
+                        json!({"phase": "start", "toolCallId": id, "name": name, "args": arguments}),
+                    ),
+                    TurnEvent::ToolFinished { id, name, content, is_error } => (
+                        "tool",
+                        json!({"phase": "result", "toolCallId": id, "name": name, "result": content, "isError": is_error}),
+                    ),
+                    TurnEvent::Failover { layer, detail } => {
+                        ("lifecycle", json!({"phase": "failover", "layer": layer, "detail": detail}))
+                    }
+                    TurnEvent::Text(_) => unreachable!("handled above"),
+                };
+                (self.shared.events)(
+                    "agent",
+                    json!({"runId": run_id, "sessionKey": key, "seq": seq, "stream": stream, "ts": now_ms(), "data": data}),
+                );
+            }
+        }
+    }
+
+    fn finish(&mut self, running: Running, out: TurnOutput) {
+        let seq = running.seq;
+        let aborted = running.aborted;
+        let event_seq = running.event_seq + 1;
+        let summary = self.record(seq, &running.pending, out);
+        let state = match summary.status.as_str() {
+            "ok" => "final",
+            "aborted" => "aborted",
+            _ => "error",
+        };
+        let mut payload = json!({
+            "runId": summary.run_id, "sessionKey": self.key, "seq": event_seq, "state": state,
+            "usage": summary.usage,
+        });
+        if state == "final" {
+            payload["message"] = json!({"role": "assistant", "content": [{"type": "text", "text": summary.text}], "timestamp": now_ms()});
+            payload["stopReason"] = json!("end");
+        } else if let Some(e) = &summary.error {
+            payload["errorMessage"] = json!(e);
+        }
+        let _ = aborted;
+        self.emit_chat(payload);
+    }
+
+    /// Appends the turn to the transcript and clears its inbox row in one commit.
+    fn record(&mut self, seq: u64, pending: &Pending, out: TurnOutput) -> RunSummary {
+        let now = now_ms();
+        let run_id = pending.run_id.clone();
+        let aborted = out.error.as_deref() == Some("aborted");
+        let mut entries = vec![Entry::from_message(
+            &Message::User {
+                content: pending.text.clone(),
+            },
+            pending.received_at,
+            &run_id,
+        )];
+        let mut msgs = vec![Message::User {
+            content: pending.text.clone(),
+        }];
+        for m in &out.messages {
+            entries.push(Entry::from_message(m, now, &run_id));
+            msgs.push(m.clone());
+        }
+        if let Some(last) = entries.iter_mut().rev().find(|e| e.role == "assistant") {
+            last.usage = Some(out.usage);
+            last.model = out.model.clone();
+        }
+        if let Some(e) = &out.error {
+            entries.push(Entry {
+                is_error: true,
+                ..Entry::new("error", e.clone(), now, Some(run_id.clone()))
+            });
+        }
+        self.meta.turns += 1;
+        self.meta.updated_at = now;
+        self.meta.usage += out.usage;
+        if out.model.is_some() {
+            self.meta.last_model = out.model.clone();
+        }
+        if let Err(e) = self
+            .shared
+            .store
+            .complete_turn(&self.key, seq, &self.meta, &entries)
+        {
+            warn!(session = %self.key, error = %e, "could not record the turn");
+        }
+        // The history keeps whole exchanges only: a failed turn leaves just the user's
+        // message out, so the next turn does not see half a tool loop.
+        if out.error.is_none() {
+            self.history.extend(msgs);
+            let max = self.agent.spec.history_turns.max(1) * 8;
+            while self.history.len() > max {
+                self.history.pop_front();
+            }
+            let h = std::mem::take(&mut self.history);
+            self.history = trim_to_turn_start(h);
+        }
+        let summary = RunSummary {
+            run_id: run_id.clone(),
+            session_key: self.key.clone(),
+            status: if aborted {
+                "aborted".into()
+            } else if out.error.is_some() {
+                "error".into()
+            } else {
+                "ok".into()
+            },
+            text: out.text,
+            error: out.error,
+            usage: out.usage,
+            model: out.model,
+        };
+        for w in self.waiters.remove(&run_id).unwrap_or_default() {
+            let _ = w.send(summary.clone());
+        }
+        self.finished.push_back(summary.clone());
+        while self.finished.len() > 32 {
+            self.finished.pop_front();
+        }
+        summary
+    }
+}
+
+fn format_now() -> String {
+    let secs = now_ms() / 1000;
+    let (d, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, day) = civil_from_days(d as i64);
+    format!(
+        "{y:04}-{m:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+pub enum RunMsg {
+    Start,
+}
+
+pub struct RunActor;
+
+pub struct RunArgs {
+    run_id: String,
+    agent: Arc<AgentRuntime>,
+    input: std::sync::Mutex<Option<TurnInput>>,
+    session: ActorRef<SessionMsg>,
+}
+
+impl Actor for RunActor {
+    type Msg = RunMsg;
+    type State = RunArgs;
+    type Arguments = RunArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RunMsg>,
+        args: RunArgs,
+    ) -> Result<RunArgs, ActorProcessingErr> {
+        myself.cast(RunMsg::Start)?;
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RunMsg>,
+        _msg: RunMsg,
+        state: &mut RunArgs,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(input) = state.input.lock().unwrap().take() else {
+            return Ok(());
+        };
+        let session = state.session.clone();
+        let run_id = state.run_id.clone();
+        let emit = {
+            let (session, run_id) = (session.clone(), run_id.clone());
+            move |event: TurnEvent| {
+                let _ = session.cast(SessionMsg::Progress {
+                    run_id: run_id.clone(),
+                    event,
+                });
+            }
+        };
+        let deadline = state.agent.spec.timeout;
+        let output = match tokio::time::timeout(deadline, run_turn(&state.agent, input, &emit))
+            .await
+        {
+            Ok(out) => out,
+            Err(_) => TurnOutput {
+                error: Some(format!(
+                    "the turn took longer than its deadline of {}s (agents.defaults.timeoutSeconds)",
+                    deadline.as_secs()
+                )),
+                ..Default::default()
+            },
+        };
+        let _ = session.cast(SessionMsg::Finished {
+            run_id,
+            output: Box::new(output),
+        });
+        myself.stop(None);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_their_agent_and_dates_format() {
+        assert_eq!(agent_of("agent:main:main"), Some("main"));
+        assert_eq!(agent_of("agent:coder:telegram:dm:42"), Some("coder"));
+        assert_eq!(agent_of("hook:123"), None);
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_416), (2025, 11, 24));
+    }
+
+    #[test]
+    fn history_starts_at_a_user_message() {
+        let h: VecDeque<Message> = vec![
+            Message::Tool {
+                call_id: "1".into(),
+                name: "read".into(),
+                content: "x".into(),
+                is_error: false,
+            },
+            Message::User {
+                content: "hi".into(),
+            },
+        ]
+        .into();
+        let t = trim_to_turn_start(h);
+        assert_eq!(t.len(), 1);
+    }
+}

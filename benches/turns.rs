@@ -1,0 +1,249 @@
+//! Turn and session figures for docs/PERFORMANCE.md (issue 3):
+//!
+//! 1. gateway overhead per turn: a turn through the Sessions actor, a SessionActor and a
+//!    RunActor against the local mock LLM, minus the same model call made directly;
+//! 2. memory per live session, with 10,000 sessions resumed;
+//! 3. pause/resume of a session whose transcript holds 200 turns.
+//!
+//! `cargo bench --bench turns -- [--turns N] [--sessions N] [--resumes N]`
+//! Set `PINCER_BENCH_DIR` to put the store elsewhere (default: a temp dir on /tmp).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pincer_actors::agent::config::{AgentSpec, ExecPolicy, ModelRef, ModelSpec, ProviderSpec};
+use pincer_actors::agent::failover::Cooldowns;
+use pincer_actors::agent::model::{Api, ChatRequest, Endpoint, Message, Thinking};
+use pincer_actors::agent::providers;
+use pincer_actors::agent::run::{AgentRuntime, Approvals};
+use pincer_actors::gateway::Metrics;
+use pincer_actors::session::{Entry, SessionMeta, SessionsActor, SessionsArgs, SessionsMsg};
+use pincer_actors::store::Store;
+use pincer_mockllm::{MockApi, MockLlm};
+use pincer_supervision::fault::FaultHandle;
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn show(name: &str, mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort();
+    let (p50, p99) = (pct(&v, 0.5), pct(&v, 0.99));
+    println!(
+        "{name:<44} n={:<6} p50 {:>9.3} ms  p99 {:>9.3} ms  max {:>9.3} ms",
+        v.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        v.last().unwrap().as_secs_f64() * 1e3
+    );
+    (p50, p99)
+}
+
+fn runtime(llm: &MockLlm, workspace: &std::path::Path) -> AgentRuntime {
+    let mut spec = AgentSpec::new("main", workspace);
+    spec.models = vec![ModelRef::parse("mock/mock-model").unwrap()];
+    spec.history_turns = 4;
+    let provider = ProviderSpec {
+        id: "mock".into(),
+        api: Api::OpenAiCompletions,
+        base_url: llm.base_url(MockApi::OpenAi),
+        keys: vec!["k".into()],
+        headers: Vec::new(),
+        models: vec![ModelSpec {
+            id: "mock-model".into(),
+            name: None,
+            context_window: None,
+            max_tokens: None,
+        }],
+        source: "bench".into(),
+    };
+    AgentRuntime::new(
+        spec,
+        [("mock".to_owned(), provider)].into(),
+        ExecPolicy::default(),
+        Arc::new(Cooldowns::new(None)),
+        Arc::new(Approvals::new(Arc::new(|_: &str, _| {}))),
+        Metrics::new(),
+    )
+}
+
+async fn call<T: Send + 'static>(
+    s: &ActorRef<SessionsMsg>,
+    f: impl FnOnce(ractor::RpcReplyPort<T>) -> SessionsMsg,
+) -> T {
+    match s.call(f, Some(Duration::from_secs(30))).await.unwrap() {
+        CallResult::Success(v) => v,
+        _ => panic!("no answer"),
+    }
+}
+
+async fn one_turn(s: &ActorRef<SessionsMsg>, key: &str) {
+    let (run_id, _) = call(s, |reply| SessionsMsg::Send {
+        key: key.to_owned(),
+        text: "hello".into(),
+        thinking: None,
+        reply,
+    })
+    .await
+    .unwrap();
+    let summary = call(s, |reply| SessionsMsg::Wait {
+        key: key.to_owned(),
+        run_id,
+        reply,
+    })
+    .await;
+    assert_eq!(summary.status, "ok", "{summary:?}");
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let turns = arg("--turns", 2000);
+        let n_sessions = arg("--sessions", 10_000);
+        let resumes = arg("--resumes", 200);
+        let base = std::env::var_os("PINCER_BENCH_DIR").map(std::path::PathBuf::from);
+        let dir = match &base {
+            Some(b) => tempfile::tempdir_in(b).unwrap(),
+            None => tempfile::tempdir().unwrap(),
+        };
+        println!("store in {}", dir.path().display());
+        let llm = MockLlm::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let agent = Arc::new(runtime(&llm, dir.path()));
+        let (sessions, _) = Actor::spawn(
+            None,
+            SessionsActor,
+            SessionsArgs {
+                store: store.clone(),
+                agents: Arc::new(HashMap::from([("main".to_owned(), agent.clone())])),
+                default_agent: "main".into(),
+                main_key: "main".into(),
+                events: Arc::new(|_: &str, _| {}),
+                faults: FaultHandle::new(),
+            },
+        )
+        .await
+        .unwrap();
+
+        // 1. Overhead per turn.
+        let ep = Endpoint {
+            api: Api::OpenAiCompletions,
+            base_url: llm.base_url(MockApi::OpenAi),
+            api_key: Some("k".into()),
+            headers: Vec::new(),
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+        };
+        let req = ChatRequest {
+            model: "mock-model".into(),
+            system: "s".into(),
+            messages: vec![Message::User { content: "hello".into() }],
+            tools: agent.tool_specs(),
+            thinking: Thinking::Off,
+            max_tokens: None,
+        };
+        for _ in 0..50 {
+            let s = providers::stream_chat(&agent.http, &ep, &req).await.unwrap();
+            providers::collect(s).await.unwrap();
+            one_turn(&sessions, "agent:main:warmup").await;
+        }
+        let mut direct = Vec::with_capacity(turns);
+        let mut full = Vec::with_capacity(turns);
+        for i in 0..turns {
+            let t = Instant::now();
+            let s = providers::stream_chat(&agent.http, &ep, &req).await.unwrap();
+            providers::collect(s).await.unwrap();
+            direct.push(t.elapsed());
+            let key = format!("agent:main:bench-{}", i % 50);
+            let t = Instant::now();
+            one_turn(&sessions, &key).await;
+            full.push(t.elapsed());
+        }
+        println!("-- 1. overhead per turn (mock LLM on loopback, durable store commits)");
+        let (d50, d99) = show("model call alone (stream + parse)", direct);
+        let (f50, f99) = show("whole turn (send -> inbox -> run -> record)", full);
+        println!(
+            "overhead: p50 {:.3} ms, p99 {:.3} ms",
+            (f50.saturating_sub(d50)).as_secs_f64() * 1e3,
+            (f99.saturating_sub(d99)).as_secs_f64() * 1e3
+        );
+
+        // 2. Memory per live session.
+        let before = rss_kib();
+        let t = Instant::now();
+        for i in 0..n_sessions {
+            call(&sessions, |reply| SessionsMsg::Resume {
+                key: format!("agent:main:live-{i}"),
+                reply,
+            })
+            .await
+            .unwrap();
+        }
+        let spent = t.elapsed();
+        let after = rss_kib();
+        println!("-- 2. live sessions");
+        println!(
+            "{n_sessions} sessions live: RSS {before} KiB -> {after} KiB, {:.1} KiB each; started in {:.0} ms ({:.1} µs each)",
+            (after.saturating_sub(before)) as f64 / n_sessions as f64,
+            spent.as_secs_f64() * 1e3,
+            spent.as_secs_f64() * 1e6 / n_sessions as f64
+        );
+
+        // 3. Pause/resume of a session with 200 turns.
+        let key = "agent:main:long";
+        let now = pincer_actors::gateway::now_ms();
+        let mut meta = SessionMeta {
+            key: key.into(),
+            agent_id: "main".into(),
+            created_at: now,
+            updated_at: now,
+            ..Default::default()
+        };
+        let entries: Vec<Entry> = (0..200)
+            .flat_map(|i| {
+                [("user", format!("question {i}: what about the weather tomorrow?")),
+                 ("assistant", format!("answer {i}: {}", "it will be mild and dry. ".repeat(8)))]
+            })
+            .map(|(role, content)| Entry::new(role, content, now, None))
+            .collect();
+        meta.turns = 200;
+        store.append_turn(key, &meta, &entries).unwrap();
+        let mut resume = Vec::with_capacity(resumes);
+        let mut pause = Vec::with_capacity(resumes);
+        for _ in 0..resumes {
+            let t = Instant::now();
+            call(&sessions, |reply| SessionsMsg::Resume { key: key.into(), reply })
+                .await
+                .unwrap();
+            resume.push(t.elapsed());
+            let t = Instant::now();
+            assert!(call(&sessions, |reply| SessionsMsg::Pause { key: key.into(), reply }).await);
+            pause.push(t.elapsed());
+        }
+        println!("-- 3. a session with 200 turns (400 transcript rows)");
+        show("resume (spawn + load history from redb)", resume);
+        show("pause (stop; state already in the store)", pause);
+        llm.shutdown().await;
+    });
+}

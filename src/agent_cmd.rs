@@ -1,0 +1,233 @@
+//! `pincer agent -m "..."` (one turn, streamed to the terminal), `pincer sessions
+//! list|show|reset`, `pincer agents list`, and `pincer mock-llm`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use pincer_actors::protocol::ConnectAuth;
+use serde_json::{Value, json};
+
+use crate::cli::{AgentArgs, ClientArgs, SessionsCmd};
+use crate::client::{CallOptions, ClientError, Session};
+use crate::setup::{self, Globals};
+
+fn options(globals: &Globals, args: &ClientArgs) -> Result<CallOptions, ExitCode> {
+    let target = setup::client_target(globals, args).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    Ok(CallOptions {
+        url: target.url,
+        auth: ConnectAuth {
+            token: target.token,
+            password: target.password,
+            ..Default::default()
+        },
+        timeout: Duration::from_millis(args.timeout),
+        scopes: None,
+    })
+}
+
+fn fail(e: ClientError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+/// Sends one message and streams the reply: text to stdout, tool activity and failover
+/// notes to stderr. Exits 1 when the turn fails.
+pub async fn agent(globals: &Globals, args: AgentArgs) -> ExitCode {
+    let opts = match options(globals, &args.client) {
+        Ok(o) => o,
+        Err(c) => return c,
+    };
+    let mut session = match Session::connect(&opts).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let mut params = json!({
+        "message": args.message,
+        "idempotencyKey": uuid::Uuid::new_v4().to_string(),
+    });
+    if let Some(k) = &args.session {
+        params["sessionKey"] = json!(k);
+    } else if let Some(a) = &args.agent {
+        params["sessionKey"] = json!(format!("agent:{a}:main"));
+    }
+    if let Some(t) = &args.thinking {
+        params["thinking"] = json!(t);
+    }
+    let accepted = match session.request("chat.send", Some(params)).await {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    let run_id = accepted["runId"].as_str().unwrap_or_default().to_owned();
+    if accepted["status"] == "queued" {
+        eprintln!(
+            "(queued behind a turn already running in {})",
+            accepted["sessionKey"]
+        );
+    }
+    let mut pending: Vec<Value> = std::mem::take(&mut session.events);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.wait);
+    let mut out = std::io::stdout();
+    loop {
+        let frame = if let Some(f) = (!pending.is_empty()).then(|| pending.remove(0)) {
+            f
+        } else {
+            match tokio::time::timeout_at(deadline, session.next_frame()).await {
+                Ok(Ok(f)) => f,
+                Ok(Err(e)) => return fail(e),
+                Err(_) => {
+                    eprintln!(
+                        "error: no final answer within {} s (the turn goes on in the gateway; see `pincer sessions show`)",
+                        args.wait
+                    );
+                    return ExitCode::from(3);
+                }
+            }
+        };
+        if frame["type"] != "event" || frame["payload"]["runId"] != run_id.as_str() {
+            continue;
+        }
+        let p = &frame["payload"];
+        match (frame["event"].as_str(), p["state"].as_str()) {
+            (Some("chat"), Some("delta")) if !args.client.json => {
+                if let Some(t) = p["message"]["content"][0]["text"].as_str() {
+                    let _ = out.write_all(t.as_bytes());
+                    let _ = out.flush();
+                }
+            }
+            (Some("chat"), Some("final")) => {
+                if args.client.json {
+                    println!("{}", serde_json::to_string_pretty(p).unwrap_or_default());
+                } else {
+                    println!();
+                }
+                return ExitCode::SUCCESS;
+            }
+            (Some("chat"), Some(state @ ("error" | "aborted"))) => {
+                if args.client.json {
+                    println!("{}", serde_json::to_string_pretty(p).unwrap_or_default());
+                } else {
+                    eprintln!(
+                        "\nerror ({state}): {}",
+                        p["errorMessage"].as_str().unwrap_or(state)
+                    );
+                }
+                return ExitCode::from(1);
+            }
+            (Some("agent"), _) if !args.client.json => {
+                let d = &p["data"];
+                match (p["stream"].as_str(), d["phase"].as_str()) {
+                    (Some("tool"), Some("start")) => {
+                        eprintln!(
+                            "\n[tool {} {}]",
+                            d["name"].as_str().unwrap_or("?"),
+                            d["args"]
+                        )
+                    }
+                    (Some("tool"), Some("result")) if d["isError"] == true => {
+                        eprintln!(
+                            "[tool {} failed: {}]",
+                            d["name"].as_str().unwrap_or("?"),
+                            d["result"].as_str().unwrap_or("")
+                        )
+                    }
+                    (Some("lifecycle"), Some("failover")) => {
+                        eprintln!(
+                            "[failover {}: {}]",
+                            d["layer"].as_str().unwrap_or("?"),
+                            d["detail"].as_str().unwrap_or("")
+                        )
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+pub async fn sessions(globals: &Globals, cmd: SessionsCmd) -> ExitCode {
+    let (client, method, params) = match &cmd {
+        SessionsCmd::List { client } => (client, "sessions.list", None),
+        SessionsCmd::Show { key, limit, client } => (
+            client,
+            "chat.history",
+            Some(json!({"sessionKey": key, "limit": limit})),
+        ),
+        SessionsCmd::Reset { key, client } => (
+            client,
+            "sessions.reset",
+            Some(json!({"key": key, "idempotencyKey": uuid::Uuid::new_v4().to_string()})),
+        ),
+    };
+    let opts = match options(globals, client) {
+        Ok(o) => o,
+        Err(c) => return c,
+    };
+    let v = match crate::client::call(&opts, method, params).await {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if client.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    match cmd {
+        SessionsCmd::List { .. } => {
+            let list = v["sessions"].as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("no sessions yet; start one with `pincer agent -m \"hello\"`");
+            }
+            for s in list {
+                println!(
+                    "{}  turns {}  model {}",
+                    s["key"].as_str().unwrap_or("?"),
+                    s["turns"],
+                    s["model"].as_str().unwrap_or("-")
+                );
+            }
+        }
+        SessionsCmd::Show { .. } => {
+            for m in v["messages"].as_array().cloned().unwrap_or_default() {
+                let role = m["role"].as_str().unwrap_or("?");
+                let text = m["content"].as_str().unwrap_or("");
+                match role {
+                    "tool" => println!(
+                        "  [{} -> {} chars]",
+                        m["name"].as_str().unwrap_or("tool"),
+                        text.len()
+                    ),
+                    _ => println!("{role}: {text}"),
+                }
+            }
+        }
+        SessionsCmd::Reset { key, .. } => println!("session {key} reset"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// `pincer mock-llm`: the fault-injecting LLM server, in the foreground.
+pub async fn mock_llm(addr: std::net::SocketAddr) -> ExitCode {
+    match pincer_mockllm::MockLlm::start(addr).await {
+        Ok(m) => {
+            let a = m.addr();
+            println!("mock LLM listening on http://{a}");
+            println!("  openai-completions    baseUrl http://{a}/v1");
+            println!("  anthropic-messages    baseUrl http://{a}");
+            println!("  google-generative-ai  baseUrl http://{a}/v1beta");
+            println!(
+                "  script replies and faults: POST http://{a}/__mock/steps (see mockllm/README.md)"
+            );
+            let _ = tokio::signal::ctrl_c().await;
+            m.shutdown().await;
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot listen on {addr}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Turns end to end through the real binary: a WebSocket client, the gateway, a session, a
+//! run, the mock LLM server speaking OpenAI's wire format, and the workspace on disk.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use pincer::client::Session;
+use pincer_mockllm::{MockApi, MockLlm, Step};
+use serde_json::{Value, json};
+use support::*;
+
+async fn mock() -> MockLlm {
+    MockLlm::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn write_config(home: &Path, mock: &MockLlm) {
+    std::fs::create_dir_all(home).unwrap();
+    let cfg = json!({
+        "models": {"providers": {"mock": {
+            "api": "openai-completions",
+            "baseUrl": mock.base_url(MockApi::OpenAi),
+            "apiKey": "test-key",
+            "models": [{"id": "mock-model"}],
+        }}},
+        "agents": {"defaults": {"model": "mock/mock-model"}},
+    });
+    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
+}
+
+/// Sends a message and collects every event of its run until the terminal `chat` event.
+async fn turn(s: &mut Session, key: &str, message: &str) -> (Value, Vec<Value>) {
+    let accepted = s
+        .request(
+            "chat.send",
+            Some(json!({"sessionKey": key, "message": message,
+                        "idempotencyKey": uuid::Uuid::new_v4().to_string()})),
+        )
+        .await
+        .expect("chat.send accepted");
+    let run_id = accepted["runId"].as_str().unwrap().to_owned();
+    let mut events: Vec<Value> = std::mem::take(&mut s.events);
+    let mut seen = Vec::new();
+    loop {
+        let f = if events.is_empty() {
+            tokio::time::timeout(Duration::from_secs(20), s.next_frame())
+                .await
+                .expect("the run ends within 20 s")
+                .expect("frame")
+        } else {
+            events.remove(0)
+        };
+        if f["type"] != "event" || f["payload"]["runId"] != run_id.as_str() {
+            continue;
+        }
+        let done = f["event"] == "chat" && f["payload"]["state"] != "delta";
+        seen.push(f);
+        if done {
+            return (accepted, seen);
+        }
+    }
+}
+
+fn deltas(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter(|e| e["event"] == "chat" && e["payload"]["state"] == "delta")
+        .filter_map(|e| e["payload"]["message"]["content"][0]["text"].as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_turn_streams_calls_a_tool_writes_the_file_and_survives_a_restart() {
+    let (_dir, home) = temp_home();
+    let llm = mock().await;
+    write_config(&home, &llm);
+    llm.push(Step::tool_call(
+        "write",
+        json!({"path": "notes/hello.txt", "content": "hi from the agent"}),
+    ));
+    llm.push(Step::text("I wrote notes/hello.txt for you."));
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let token = read_token(&home);
+    let mut s = connect(&gw.url(), &token).await;
+    let (accepted, events) = turn(&mut s, "agent:main:main", "please write a note").await;
+    assert_eq!(accepted["status"], "started");
+    let last = events.last().unwrap();
+    assert_eq!(last["payload"]["state"], "final", "{last}");
+    assert_eq!(
+        last["payload"]["message"]["content"][0]["text"],
+        "I wrote notes/hello.txt for you."
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["payload"]["state"] == "delta")
+            .count()
+            >= 2,
+        "the reply streams in pieces"
+    );
+    assert_eq!(deltas(&events), "I wrote notes/hello.txt for you.");
+    let tool_events: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "agent" && e["payload"]["stream"] == "tool")
+        .collect();
+    assert_eq!(tool_events.len(), 2, "start and result: {tool_events:?}");
+    assert_eq!(tool_events[1]["payload"]["data"]["isError"], false);
+    assert_eq!(
+        std::fs::read_to_string(home.join("workspace/notes/hello.txt")).unwrap(),
+        "hi from the agent"
+    );
+    // What the model saw: the system prompt, the user's message, then the tool result.
+    let reqs = llm.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].api_key.as_deref(), Some("test-key"));
+    let second = &reqs[1].body["messages"];
+    let roles: Vec<&str> = second
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool"]);
+
+    s.close().await;
+    gw.signal(libc::SIGTERM);
+    assert_eq!(gw.wait().0, Some(0));
+
+    // A new gateway on the same state directory has the transcript.
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let mut s = connect(&gw.url(), &token).await;
+    let h = s
+        .request(
+            "chat.history",
+            Some(json!({"sessionKey": "agent:main:main"})),
+        )
+        .await
+        .unwrap();
+    let roles: Vec<&str> = h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "tool", "assistant"]);
+    assert_eq!(h["messages"][0]["content"], "please write a note");
+    // The next turn carries the history to the model.
+    llm.push(Step::text("still here"));
+    let (_, events) = turn(&mut s, "agent:main:main", "are you there?").await;
+    assert_eq!(events.last().unwrap()["payload"]["state"], "final");
+    let body = llm.requests().last().unwrap().body.clone();
+    assert_eq!(body["messages"].as_array().unwrap().len(), 1 + 4 + 1);
+    let list = s.request("sessions.list", None).await.unwrap();
+    assert_eq!(list["sessions"][0]["key"], "agent:main:main");
+    assert_eq!(list["sessions"][0]["turns"], 2);
+}
+
+#[tokio::test]
+async fn a_run_that_crashes_mid_turn_is_retried_and_its_message_is_not_lost() {
+    let (_dir, home) = temp_home();
+    let llm = mock().await;
+    write_config(&home, &llm);
+    llm.push(Step::text("answered after the crash"));
+    // The first RunActor panics on its first message.
+    let gw = Daemon::start(
+        &home,
+        &["--port", "0", "--inject-fault", "run:panic@1"],
+        &[],
+    );
+    let token = read_token(&home);
+    let mut s = connect(&gw.url(), &token).await;
+    let (_, events) = turn(&mut s, "agent:main:main", "hello").await;
+    let last = events.last().unwrap();
+    assert_eq!(last["payload"]["state"], "final", "{last}");
+    assert_eq!(
+        last["payload"]["message"]["content"][0]["text"],
+        "answered after the crash"
+    );
+    let h = s
+        .request(
+            "chat.history",
+            Some(json!({"sessionKey": "agent:main:main"})),
+        )
+        .await
+        .unwrap();
+    let msgs = h["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2, "one user message, one answer: {msgs:?}");
+}
+
+#[tokio::test]
+async fn a_session_that_crashes_mid_turn_resumes_from_the_store_and_siblings_carry_on() {
+    let (_dir, home) = temp_home();
+    let llm = mock().await;
+    write_config(&home, &llm);
+    // Session actors' third message overall is a progress event of the first turn.
+    let gw = Daemon::start(
+        &home,
+        &["--port", "0", "--inject-fault", "session:panic@3"],
+        &[],
+    );
+    let token = read_token(&home);
+    let mut s = connect(&gw.url(), &token).await;
+    llm.push(Step::text(
+        "a long enough answer to stream in several pieces",
+    ));
+    llm.push(Step::text("the same answer after the crash"));
+    let (_, events) = turn(&mut s, "agent:main:main", "first").await;
+    let last = events.last().unwrap();
+    assert_eq!(last["payload"]["state"], "final", "{last}");
+    // A sibling session is unaffected.
+    llm.push(Step::text("sibling answer"));
+    let (_, events) = turn(&mut s, "agent:main:other", "second").await;
+    assert_eq!(
+        events.last().unwrap()["payload"]["message"]["content"][0]["text"],
+        "sibling answer"
+    );
+    let h = s
+        .request(
+            "chat.history",
+            Some(json!({"sessionKey": "agent:main:main"})),
+        )
+        .await
+        .unwrap();
+    let msgs = h["messages"].as_array().unwrap();
+    assert_eq!(
+        msgs[0]["content"], "first",
+        "the message survived the crash"
+    );
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+}
+
+#[tokio::test]
+async fn with_no_model_a_turn_says_how_to_configure_one() {
+    let (_dir, home) = temp_home();
+    let gw = Daemon::start(
+        &home,
+        &["--port", "0"],
+        &[
+            ("OPENAI_API_KEY", ""),
+            ("ANTHROPIC_API_KEY", ""),
+            ("GEMINI_API_KEY", ""),
+        ],
+    );
+    let token = read_token(&home);
+    let mut s = connect(&gw.url(), &token).await;
+    let (_, events) = turn(&mut s, "agent:main:main", "hi").await;
+    let p = &events.last().unwrap()["payload"];
+    assert_eq!(p["state"], "error");
+    let msg = p["errorMessage"].as_str().unwrap();
+    assert!(
+        msg.contains("OPENAI_API_KEY") && msg.contains("models.providers"),
+        "{msg}"
+    );
+}
