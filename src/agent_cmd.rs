@@ -8,7 +8,7 @@ use std::time::Duration;
 use pincer_actors::protocol::ConnectAuth;
 use serde_json::{Value, json};
 
-use crate::cli::{AgentArgs, ClientArgs, SessionsCmd};
+use crate::cli::{AgentArgs, AgentsCmd, ClientArgs, SessionsCmd};
 use crate::client::{CallOptions, ClientError, Session};
 use crate::setup::{self, Globals};
 
@@ -205,6 +205,78 @@ pub async fn sessions(globals: &Globals, cmd: SessionsCmd) -> ExitCode {
             }
         }
         SessionsCmd::Reset { key, .. } => println!("session {key} reset"),
+    }
+    ExitCode::SUCCESS
+}
+
+pub async fn agents(globals: &Globals, cmd: AgentsCmd) -> ExitCode {
+    let (client, method, params, full) = match &cmd {
+        AgentsCmd::List { client } => (client, "agents.list", None, false),
+        AgentsCmd::Prompt {
+            agent,
+            session,
+            full,
+            client,
+        } => (
+            client,
+            "agents.prompt",
+            Some(json!({"agentId": agent, "sessionKey": session})),
+            *full,
+        ),
+    };
+    let opts = match options(globals, client) {
+        Ok(o) => o,
+        Err(c) => return c,
+    };
+    let v = match crate::client::call(&opts, method, params).await {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if client.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    if method == "agents.list" {
+        for a in v["agents"].as_array().cloned().unwrap_or_default() {
+            println!(
+                "{}{}  model {}  tools {}  workspace {}",
+                a["id"].as_str().unwrap_or("?"),
+                if a["default"] == true {
+                    " (default)"
+                } else {
+                    ""
+                },
+                a["model"].as_str().unwrap_or("none"),
+                a["toolProfile"].as_str().unwrap_or("?"),
+                a["workspace"].as_str().unwrap_or("?")
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "prompt of agent {} in session {}",
+        v["agentId"].as_str().unwrap_or("?"),
+        v["sessionKey"].as_str().unwrap_or("?")
+    );
+    for p in v["parts"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "  {:>7} chars  {}{}",
+            p["chars"],
+            p["name"].as_str().unwrap_or("?"),
+            if p["truncated"] == true {
+                " (truncated at bootstrapMaxChars)"
+            } else {
+                ""
+            }
+        );
+    }
+    println!(
+        "  {:>7} chars  fixed cost of every model call (system prompt + tool schemas)",
+        v["fixedChars"]
+    );
+    println!("  {:>7} chars  in all, with the history", v["totalChars"]);
+    if full {
+        println!("\n{}", v["system"].as_str().unwrap_or(""));
     }
     ExitCode::SUCCESS
 }

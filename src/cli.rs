@@ -54,6 +54,11 @@ pub enum Command {
     },
     /// Send one message to an agent and stream its reply to the terminal
     Agent(AgentArgs),
+    /// List the agents, or show what a turn sends to the model (`agents prompt`)
+    Agents {
+        #[command(subcommand)]
+        cmd: AgentsCmd,
+    },
     /// List, show or reset sessions
     Sessions {
         #[command(subcommand)]
@@ -128,6 +133,30 @@ pub struct AgentArgs {
     pub wait: u64,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCmd {
+    /// The configured agents, their models and tool profiles
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The assembled prompt with the size of each part (identity, workspace files,
+    /// skills, tool schemas, history)
+    Prompt {
+        /// Agent id (default: the default agent)
+        #[arg(long)]
+        agent: Option<String>,
+        /// Session key, for its history (default: the agent's main session)
+        #[arg(long)]
+        session: Option<String>,
+        /// Also print the system prompt itself
+        #[arg(long)]
+        full: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

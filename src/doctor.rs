@@ -85,6 +85,43 @@ pub async fn run(globals: &Globals, as_json: bool) -> ExitCode {
     }
 }
 
+/// Which model the default agent would use, or how to configure one.
+async fn model_check(value: &serde_json::Value, state: &StateDir) -> Check {
+    use pincer_actors::agent::config::{self as agents, AgentsConfig};
+    let mut c = match agents::resolve(value, state.root(), &setup::env) {
+        Ok(c) => c,
+        Err(e) => return check("model", Status::Fail, e, None),
+    };
+    if c.needs_models() {
+        let base = agents::ollama_base(&setup::env);
+        let http = pincer_actors::agent::providers::http_client();
+        if let Ok(Ok(models)) = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            pincer_actors::agent::providers::ollama_models(&http, &base),
+        )
+        .await
+        {
+            c.add_ollama(&base, &models);
+        }
+    }
+    match c.agent(&c.default_agent).and_then(|a| a.models.first()) {
+        Some(m) => {
+            let source = c
+                .providers
+                .get(&m.provider)
+                .map(|p| p.source.clone())
+                .unwrap_or_default();
+            check("model", Status::Ok, format!("{m} (from {source})"), None)
+        }
+        None => check(
+            "model",
+            Status::Fail,
+            "no model is configured",
+            Some(AgentsConfig::no_model_help().into()),
+        ),
+    }
+}
+
 async fn checks(state: &StateDir) -> Vec<Check> {
     let mut out = Vec::new();
     let root = state.root();
@@ -159,6 +196,10 @@ async fn checks(state: &StateDir) -> Vec<Check> {
                 Some("it is generated on the first `pincer gateway` start, or by `pincer onboard --yes`".into()),
             )),
         }
+    }
+
+    if let Some(l) = &loaded {
+        out.push(model_check(&l.value, state).await);
     }
 
     // Is a gateway running on this state directory?

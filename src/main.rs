@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             Command::Onboard { yes, force } => onboard::run(&globals, yes, force),
             Command::Agent(args) => agent_cmd::agent(&globals, args).await,
             Command::Sessions { cmd } => agent_cmd::sessions(&globals, cmd).await,
+            Command::Agents { cmd } => agent_cmd::agents(&globals, cmd).await,
             Command::MockLlm { listen } => agent_cmd::mock_llm(listen).await,
         }
     })

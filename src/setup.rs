@@ -59,6 +59,8 @@ pub struct Prepared {
     pub state: StateDir,
     /// Providers, agents and tool policy, resolved with the environment's API keys.
     pub agents: pincer_actors::agent::config::AgentsConfig,
+    /// Where a local Ollama would answer (`OLLAMA_HOST` or 127.0.0.1:11434).
+    pub ollama: String,
     pub loaded: LoadedConfig,
     pub bind: SocketAddr,
     pub auth: ResolvedAuth,
@@ -101,6 +103,7 @@ pub fn prepare(
     };
     Ok(Prepared {
         agents,
+        ollama: pincer_actors::agent::config::ollama_base(&env),
         state,
         bind: SocketAddr::new(ip, port),
         auth,

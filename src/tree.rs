@@ -96,6 +96,24 @@ pub fn parse_faults(specs: &[String]) -> Result<Vec<(String, Fault)>, String> {
 
 pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
     let p = args.prepared;
+    let mut agents_config = p.agents.clone();
+    if agents_config.needs_models() {
+        // Zero configuration: a local Ollama. A closed port answers at once, so this
+        // costs nothing when there is none.
+        let http = pincer_actors::agent::providers::http_client();
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            pincer_actors::agent::providers::ollama_models(&http, &p.ollama),
+        )
+        .await
+        {
+            Ok(Ok(models)) if !models.is_empty() => {
+                tracing::info!(base = %p.ollama, models = models.len(), "using the local Ollama");
+                agents_config.add_ollama(&p.ollama, &models);
+            }
+            _ => tracing::debug!(base = %p.ollama, "no Ollama answered"),
+        }
+    }
     let faults_wanted = parse_faults(&args.faults)?;
     let metrics = Metrics::new();
     let (config_tx, config_rx) = watch::channel::<Option<ActorRef<ConfigMsg>>>(None);
@@ -126,7 +144,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         })
     };
     let approvals = Arc::new(Approvals::new(events.clone()));
-    let agents = build_agents(p, &args.store, approvals.clone(), &metrics);
+    let agents = build_agents(p, &agents_config, &args.store, approvals.clone(), &metrics);
     let (sessions_tx, sessions_rx) = watch::channel::<Option<ActorRef<SessionsMsg>>>(None);
     let sessions_tx = Arc::new(sessions_tx);
     let sessions_lookup: SessionsLookup = {
@@ -138,7 +156,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         Arc::new(ChatContext {
             sessions: sessions_lookup,
             store: args.store.clone(),
-            agents: p.agents.clone(),
+            agents: agents_config.clone(),
             approvals,
         }),
     );
@@ -321,6 +339,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
 /// One runtime per configured agent: its tools under its policy, shared provider state.
 fn build_agents(
     p: &Prepared,
+    config: &pincer_actors::agent::config::AgentsConfig,
     store: &Store,
     approvals: Arc<Approvals>,
     metrics: &Metrics,
@@ -333,14 +352,14 @@ fn build_agents(
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(false);
     let mut map = std::collections::HashMap::new();
-    for spec in &p.agents.agents {
+    for spec in &config.agents {
         if !skip_bootstrap && let Err(e) = workspace::ensure(&spec.workspace) {
             warn!(agent = %spec.id, workspace = %spec.workspace.display(), error = %e, "cannot create the workspace");
         }
         let rt = AgentRuntime::new(
             spec.clone(),
-            p.agents.providers.clone(),
-            p.agents.exec.clone(),
+            config.providers.clone(),
+            config.exec.clone(),
             cooldowns.clone(),
             approvals.clone(),
             metrics.clone(),

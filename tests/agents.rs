@@ -255,3 +255,119 @@ async fn with_no_model_a_turn_says_how_to_configure_one() {
         "{msg}"
     );
 }
+
+// Multi-threaded: the mock must answer the gateway's probe while this thread waits for
+// the gateway to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_config_a_local_ollama_is_found_and_used() {
+    let (_dir, home) = temp_home();
+    let llm = mock().await;
+    llm.set_models(vec!["llama3.2:latest".into()]);
+    llm.push(Step::text("hello from ollama"));
+    let host = llm.addr().to_string();
+    let gw = Daemon::start(
+        &home,
+        &["--port", "0"],
+        &[
+            ("OPENAI_API_KEY", ""),
+            ("ANTHROPIC_API_KEY", ""),
+            ("GEMINI_API_KEY", ""),
+            ("OLLAMA_HOST", host.as_str()),
+        ],
+    );
+    let token = read_token(&home);
+    let mut s = connect(&gw.url(), &token).await;
+    let models = s.request("models.list", None).await.unwrap();
+    assert_eq!(models["models"][0]["id"], "llama3.2:latest", "{models}");
+    assert_eq!(models["models"][0]["provider"], "ollama");
+    let (_, events) = turn(&mut s, "agent:main:main", "hi").await;
+    let p = &events.last().unwrap()["payload"];
+    assert_eq!(
+        p["message"]["content"][0]["text"], "hello from ollama",
+        "{p}"
+    );
+    let last = llm.requests().last().unwrap().clone();
+    assert_eq!(last.path, "/v1/chat/completions");
+    assert_eq!(last.model, "llama3.2:latest");
+}
+
+#[tokio::test]
+async fn agents_prompt_says_where_every_byte_comes_from() {
+    let (_dir, home) = temp_home();
+    let llm = mock().await;
+    write_config(&home, &llm);
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let url = gw.url();
+    let out = pincer(&home, &["agents", "prompt", "--url", &url, "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for part in [
+        "identity",
+        "workspace/AGENTS.md",
+        "workspace/MEMORY.md",
+        "skills",
+        "tool schemas",
+    ] {
+        assert!(names.contains(&part), "{part} missing from {names:?}");
+    }
+    assert!(v["fixedChars"].as_u64().unwrap() < 8_000, "{v}");
+    let human = pincer(&home, &["agents", "prompt", "--url", &url]);
+    let t = text(&human);
+    assert!(
+        t.contains("tool schemas") && t.contains("fixed cost"),
+        "{t}"
+    );
+    let list = pincer(&home, &["agents", "list", "--url", &url]);
+    assert!(
+        text(&list).contains("main (default)  model mock/mock-model"),
+        "{}",
+        text(&list)
+    );
+}
+
+#[test]
+fn doctor_names_the_model_or_says_how_to_configure_one() {
+    let (_dir, home) = temp_home();
+    let doctor = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["doctor", "--json"])
+            .env("PINCER_HOME", &home)
+            .env("OLLAMA_HOST", "127.0.0.1:1");
+        for k in ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"] {
+            cmd.env_remove(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let model = v
+            .as_array()
+            .or_else(|| v["checks"].as_array())
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "model")
+            .cloned()
+            .unwrap();
+        (out.status.code(), model)
+    };
+    let (code, model) = doctor(&[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(model["status"], "fail");
+    assert!(
+        model["fix"].as_str().unwrap().contains("ANTHROPIC_API_KEY"),
+        "{model}"
+    );
+    let (_, model) = doctor(&[("OPENAI_API_KEY", "sk-test")]);
+    assert_eq!(model["status"], "ok", "{model}");
+    assert_eq!(
+        model["message"],
+        "openai/gpt-4.1-mini (from env OPENAI_API_KEY)"
+    );
+}

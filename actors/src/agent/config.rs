@@ -511,6 +511,57 @@ pub fn resolve(
     })
 }
 
+impl AgentsConfig {
+    /// Whether any agent lacks a model (then a local Ollama is worth asking).
+    pub fn needs_models(&self) -> bool {
+        self.agents.iter().any(|a| a.models.is_empty())
+    }
+
+    /// Adds a detected Ollama (its OpenAI-compatible API under `<base>/v1`) and gives it
+    /// to every agent that has no model.
+    pub fn add_ollama(&mut self, base: &str, models: &[String]) {
+        let Some(first) = models.first() else {
+            return;
+        };
+        let base = base.trim_end_matches('/');
+        self.providers.insert(
+            "ollama".into(),
+            ProviderSpec {
+                id: "ollama".into(),
+                api: Api::OpenAiCompletions,
+                base_url: format!("{base}/v1"),
+                keys: Vec::new(),
+                headers: Vec::new(),
+                models: models
+                    .iter()
+                    .map(|m| ModelSpec {
+                        id: m.clone(),
+                        name: None,
+                        context_window: None,
+                        max_tokens: None,
+                    })
+                    .collect(),
+                source: format!("ollama at {base}"),
+            },
+        );
+        for a in self.agents.iter_mut().filter(|a| a.models.is_empty()) {
+            a.models.push(ModelRef {
+                provider: "ollama".into(),
+                model: first.clone(),
+            });
+        }
+    }
+}
+
+/// Where to look for Ollama: `OLLAMA_HOST` (Ollama's own variable) or its default port.
+pub fn ollama_base(env: &dyn Fn(&str) -> Option<String>) -> String {
+    match env("OLLAMA_HOST").filter(|h| !h.trim().is_empty()) {
+        Some(h) if h.starts_with("http://") || h.starts_with("https://") => h,
+        Some(h) => format!("http://{h}"),
+        None => OLLAMA_BASE.to_owned(),
+    }
+}
+
 fn expand_home(p: &str, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     match p.strip_prefix("~/") {
         Some(rest) => env("HOME")

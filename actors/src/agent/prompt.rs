@@ -140,6 +140,39 @@ fn cut(text: &str, max: usize) -> (&str, bool) {
 mod tests {
     use super::*;
 
+    /// The default agent (default workspace files, default tool profile) sends a system
+    /// prompt plus tool schemas under 8,000 characters. OpenClaw sends about 51 KB for a
+    /// one-word message; this keeps Pincer's fixed cost from creeping.
+    #[test]
+    fn the_default_prompt_stays_under_its_budget() {
+        let d = tempfile::tempdir().unwrap();
+        crate::agent::workspace::ensure(d.path()).unwrap();
+        let spec = crate::agent::config::AgentSpec::new("main", d.path());
+        let tools: Vec<ToolSpec> = crate::agent::run::AgentRuntime::allowed_tools(&spec)
+            .iter()
+            .map(|t| t.spec())
+            .collect();
+        assert!(
+            tools.iter().any(|t| t.name == "exec"),
+            "the coding profile has its tools"
+        );
+        let p = assemble(PromptInput {
+            agent_id: "main",
+            agent_name: "main",
+            workspace: d.path(),
+            main_session: true,
+            bootstrap_max_chars: spec.bootstrap_max_chars,
+            tools,
+            now: "2026-11-24 08:00 UTC",
+        });
+        let total = p.fixed_chars();
+        assert!(
+            total < 8_000,
+            "default prompt is {total} chars: {:?}",
+            p.parts
+        );
+    }
+
     #[test]
     fn parts_add_up_and_files_are_cut_and_memory_stays_private() {
         let d = tempfile::tempdir().unwrap();

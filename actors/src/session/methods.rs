@@ -306,6 +306,15 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
             Ok(json!({"defaultId": c.agents.default_agent, "mainKey": c.agents.main_key, "agents": agents}))
         }
     });
+    let c = ctx.clone();
+    registry.method(
+        "agents.prompt",
+        scopes::READ,
+        move |_cc: CallContext, p: Value| {
+            let c = c.clone();
+            async move { prompt_report(&c, &p) }
+        },
+    );
     let c = ctx;
     registry.method(
         "exec.approval.resolve",
@@ -334,6 +343,56 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
             }
         },
     );
+}
+
+/// What a turn of this agent in this session would send, part by part.
+fn prompt_report(c: &ChatContext, p: &Value) -> Result<Value, ErrorShape> {
+    let agent_id = str_param(p, "agentId")
+        .map(str::to_owned)
+        .or_else(|| {
+            str_param(p, "sessionKey")
+                .and_then(super::agent_of)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| c.agents.default_agent.clone());
+    let spec = c
+        .agents
+        .agent(&agent_id)
+        .ok_or_else(|| bad(format!("no agent {agent_id:?}")))?;
+    let main = format!("agent:{agent_id}:{}", c.agents.main_key);
+    let key = str_param(p, "sessionKey").unwrap_or(&main).to_owned();
+    let tools: Vec<_> = crate::agent::run::AgentRuntime::allowed_tools(spec)
+        .iter()
+        .map(|t| t.spec())
+        .collect();
+    let prompt = crate::agent::prompt::assemble(crate::agent::prompt::PromptInput {
+        agent_id: &spec.id,
+        agent_name: &spec.name,
+        workspace: &spec.workspace,
+        main_session: key == main,
+        bootstrap_max_chars: spec.bootstrap_max_chars,
+        tools,
+        now: "now",
+    });
+    let history: Vec<crate::agent::model::Message> = c
+        .store
+        .transcript::<Entry>(&key, Some(spec.history_turns.max(1) * 8))
+        .map_err(|e| ErrorShape::unavailable(e.to_string()))?
+        .into_iter()
+        .filter_map(|(_, e)| e.to_message())
+        .collect();
+    let mut parts = prompt.parts.clone();
+    parts.push(crate::agent::prompt::history_part(&history));
+    let total: usize = parts.iter().map(|x| x.chars).sum();
+    Ok(json!({
+        "agentId": agent_id,
+        "sessionKey": key,
+        "parts": parts,
+        "fixedChars": prompt.fixed_chars(),
+        "totalChars": total,
+        "tools": prompt.tools.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+        "system": prompt.system,
+    }))
 }
 
 /// Events these methods cause.
