@@ -554,7 +554,12 @@ pub fn diff(old: &PincerConfig, new: &PincerConfig) -> ConfigDiff {
     let mut changed = Vec::new();
     diff_values(&a, &b, "", &mut changed);
     let restart = schema::restart_paths();
-    let (restart_required, live) = changed.iter().cloned().partition(|p| restart.contains(p));
+    // A key needs a restart when it, or a section holding it, is marked so.
+    let (restart_required, live) = changed.iter().cloned().partition(|p: &String| {
+        restart
+            .iter()
+            .any(|r| p == r || p.starts_with(&format!("{r}.")))
+    });
     ConfigDiff {
         changed,
         live,

@@ -441,14 +441,29 @@ pub const ROOT: &[Field] = &[
     ),
     field("session", Kind::Object(SESSION), "Session keys"),
     field("logging", Kind::Object(LOGGING), "Logs"),
-    field("agents", Kind::Object(AGENTS), "Agents"),
-    field("models", Kind::Object(MODELS), "Model providers"),
+    field(
+        "agents",
+        Kind::Object(AGENTS),
+        "Agents (changes apply at the next gateway start)",
+    )
+    .restart(),
+    field(
+        "models",
+        Kind::Object(MODELS),
+        "Model providers (changes apply at the next gateway start)",
+    )
+    .restart(),
     field(
         "channels",
         Kind::FreeObject,
         "Chat channels (defined by the channels issue)",
     ),
-    field("tools", Kind::Object(TOOLS), "Tool policy"),
+    field(
+        "tools",
+        Kind::Object(TOOLS),
+        "Tool policy (changes apply at the next gateway start)",
+    )
+    .restart(),
 ];
 
 /// Keys OpenClaw has that Pincer does not implement yet: reported as warnings, ignored.
@@ -994,7 +1009,14 @@ mod tests {
         );
         assert_eq!(
             restart_paths(),
-            ["gateway.port", "gateway.bind", "gateway.customBindHost"]
+            [
+                "gateway.port",
+                "gateway.bind",
+                "gateway.customBindHost",
+                "agents",
+                "models",
+                "tools"
+            ]
         );
         assert!(
             markdown_reference().contains("| `gateway.port` | integer 0-65535 | `18789` | yes |")

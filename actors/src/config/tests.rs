@@ -193,3 +193,16 @@ fn provider_keys_are_redacted_in_values_and_raw_text_and_restored_on_write_back(
     super::restore_redacted(&mut back, &value);
     assert_eq!(back, value);
 }
+
+#[test]
+fn agent_model_and_tool_changes_are_reported_as_needing_a_restart() {
+    let old = super::parse("{ logging: { level: 'info' } }", std::path::Path::new("p")).unwrap();
+    let new = super::parse(
+        "{ logging: { level: 'debug' }, agents: { defaults: { maxIterations: 3 } }, tools: { profile: 'full' } }",
+        std::path::Path::new("p"),
+    )
+    .unwrap();
+    let d = super::diff(&old.config, &new.config);
+    assert_eq!(d.live, ["logging.level"]);
+    assert_eq!(d.restart_required, ["agents.defaults", "tools"]);
+}
