@@ -53,6 +53,7 @@ fn round_trip(c: &mut Criterion) {
             registry: Arc::new(registry),
             metrics: Metrics::new(),
             health: None,
+            routes: None,
         };
         let (gateway, _handle) = GatewayActor::start(args, None).await.unwrap();
         std::mem::forget(gateway);

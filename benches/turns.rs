@@ -100,6 +100,7 @@ async fn one_turn(s: &ActorRef<SessionsMsg>, key: &str) {
         key: key.to_owned(),
         text: "hello".into(),
         thinking: None,
+        stream: None,
         reply,
     })
     .await

@@ -151,15 +151,17 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         let rx = sessions_rx.clone();
         Arc::new(move || rx.borrow().clone())
     };
-    pincer_actors::session::methods::register(
-        &mut registry,
-        Arc::new(ChatContext {
-            sessions: sessions_lookup,
-            store: args.store.clone(),
-            agents: agents_config.clone(),
-            approvals,
-        }),
-    );
+    let chat = Arc::new(ChatContext {
+        sessions: sessions_lookup,
+        store: args.store.clone(),
+        agents: agents_config.clone(),
+        approvals,
+    });
+    pincer_actors::session::methods::register(&mut registry, chat.clone());
+    let http_routes = pincer_actors::session::openai::routes(chat, {
+        let rx = gateway_rx.clone();
+        Arc::new(move || rx.borrow().clone())
+    });
     for e in pincer_actors::session::methods::EVENTS {
         registry.event(e);
     }
@@ -203,7 +205,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
             metrics.clone(),
             gateway_tx.clone(),
         );
-        let (registry, health) = (registry.clone(), health.clone());
+        let (registry, health, routes) = (registry.clone(), health.clone(), http_routes);
         ChildSpec::new("gateway", "gateway", move |ctx| {
             let socket = listener
                 .try_clone()
@@ -216,6 +218,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
                 registry: registry.clone(),
                 metrics: metrics.clone(),
                 health: Some(health.clone()),
+                routes: Some(routes.clone()),
             });
             let tx = tx.clone();
             async move {

@@ -371,3 +371,81 @@ fn doctor_names_the_model_or_says_how_to_configure_one() {
         "openai/gpt-4.1-mini (from env OPENAI_API_KEY)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_compatible_endpoint_answers_plain_and_streamed() {
+    use pincer_actors::agent::model::{Api, ChatRequest, Endpoint, Message, Thinking};
+    use pincer_actors::agent::providers;
+    let (_dir, home) = temp_home();
+    let llm = mock().await;
+    write_config(&home, &llm);
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let token = read_token(&home);
+    let http = providers::http_client();
+    let url = format!("http://{}/v1/chat/completions", gw.addr);
+    // Without the token: 401 in OpenAI's error shape.
+    let r = http
+        .post(&url)
+        .json(&json!({"model": "pincer", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("Bearer"),
+        "{v}"
+    );
+    // Plain.
+    llm.push(Step::text("plain answer"));
+    let r = http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&json!({"model": "pincer:main", "user": "alice",
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["message"]["content"], "plain answer");
+    // Streamed, read by Pincer's own OpenAI client: the SSE is what OpenAI sends.
+    llm.push(Step::text("streamed answer in pieces"));
+    let ep = Endpoint {
+        api: Api::OpenAiCompletions,
+        base_url: format!("http://{}/v1", gw.addr),
+        api_key: Some(token.clone()),
+        headers: vec![(
+            "x-openclaw-session-key".into(),
+            "agent:main:openai-test".into(),
+        )],
+        connect_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(10),
+    };
+    let req = ChatRequest {
+        model: "pincer".into(),
+        system: String::new(),
+        messages: vec![Message::User {
+            content: "stream please".into(),
+        }],
+        tools: Vec::new(),
+        thinking: Thinking::Off,
+        max_tokens: None,
+    };
+    let got = providers::collect(providers::stream_chat(&http, &ep, &req).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(got.text, "streamed answer in pieces");
+    // The turns are ordinary sessions.
+    let mut s = connect(&gw.url(), &token).await;
+    let list = s.request("sessions.list", None).await.unwrap();
+    let keys: Vec<&str> = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["key"].as_str().unwrap())
+        .collect();
+    assert!(keys.contains(&"agent:main:openai-user:alice"), "{keys:?}");
+    assert!(keys.contains(&"agent:main:openai-test"), "{keys:?}");
+}

@@ -63,6 +63,7 @@ async fn an_idle_session_pauses_and_resumes_with_its_transcript() {
                 key: key.clone(),
                 text: "hello".into(),
                 thinking: None,
+                stream: None,
                 reply,
             },
             None,

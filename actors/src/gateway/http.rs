@@ -107,12 +107,16 @@ pub(super) fn serve(
     shared: Arc<Shared>,
     gateway: ActorRef<GatewayMsg>,
     mut stop: watch::Receiver<bool>,
+    routes: Option<Router>,
 ) -> JoinHandle<()> {
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/", get(root))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(AppState { shared, gateway });
+    if let Some(extra) = routes {
+        app = app.merge(extra);
+    }
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };

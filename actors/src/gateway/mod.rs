@@ -134,6 +134,9 @@ pub struct GatewayArgs {
     pub registry: Arc<MethodRegistry>,
     pub metrics: Metrics,
     pub health: Option<HealthFn>,
+    /// More HTTP routes on the same port (the OpenAI-compatible API, later webhooks).
+    /// They authenticate with [`GatewayMsg::CheckHttpAuth`].
+    pub routes: Option<axum::Router>,
 }
 
 struct ConnEntry {
@@ -223,6 +226,13 @@ pub enum GatewayMsg {
     SetAuth {
         auth: AuthPolicy,
     },
+    /// Checks an HTTP request's bearer secret against the current auth policy, with the
+    /// same per-address limiter as WebSocket handshakes.
+    CheckHttpAuth {
+        secret: Option<String>,
+        ip: IpAddr,
+        reply: RpcReplyPort<Result<(), AuthRefusal>>,
+    },
     /// Orderly stop: `shutdown` event to every client, close them, stop the listener.
     /// Replies once every connection is gone (or the grace period ran out).
     Shutdown {
@@ -274,7 +284,13 @@ impl Actor for GatewayActor {
             health,
         });
         let (stop_server, stop_rx) = watch::channel(false);
-        let server = http::serve(args.listener, shared.clone(), myself.clone(), stop_rx);
+        let server = http::serve(
+            args.listener,
+            shared.clone(),
+            myself.clone(),
+            stop_rx,
+            args.routes,
+        );
         let health_timer = myself.send_interval(shared.settings.health_interval, || {
             GatewayMsg::Internal(Internal::HealthTick)
         });
@@ -387,6 +403,30 @@ impl Actor for GatewayActor {
             GatewayMsg::SetAuth { auth } => {
                 info!(mode = auth.mode(), "gateway auth changed");
                 state.auth = auth;
+            }
+            GatewayMsg::CheckHttpAuth { secret, ip, reply } => {
+                let now = Instant::now();
+                let result = match state.limiter.check(ip, now) {
+                    Err(retry_after) => Err(AuthRefusal::RateLimited { retry_after }),
+                    Ok(()) => {
+                        // A bearer secret is the token, or the password in password mode.
+                        let offered = ConnectAuth {
+                            token: secret.clone(),
+                            password: secret,
+                            ..Default::default()
+                        };
+                        let r = auth::verify(&state.auth, Some(&offered));
+                        match &r {
+                            Ok(()) => state.limiter.record_success(ip),
+                            Err(e) => {
+                                state.limiter.record_failure(ip, now);
+                                warn!(%ip, reason = %e, "HTTP auth failed");
+                            }
+                        }
+                        r
+                    }
+                };
+                let _ = reply.send(result);
             }
             GatewayMsg::Shutdown {
                 reason,

@@ -62,12 +62,13 @@ async fn session_and_key(
 }
 
 /// Accepts a message; `{runId, status: started|queued, sessionKey}`.
-async fn send(
+pub(super) async fn send(
     ctx: &ChatContext,
     key: Option<String>,
     agent: Option<String>,
     text: String,
     thinking: Option<&str>,
+    stream: Option<super::TextStream>,
 ) -> Result<Value, ErrorShape> {
     let s = (ctx.sessions)().ok_or_else(unavailable)?;
     let key = match key {
@@ -88,6 +89,7 @@ async fn send(
                 key: key.clone(),
                 text,
                 thinking,
+                stream,
                 reply,
             },
             Some(Duration::from_secs(10)),
@@ -102,7 +104,7 @@ async fn send(
     }
 }
 
-async fn wait(
+pub(super) async fn wait(
     ctx: &ChatContext,
     key: String,
     run_id: String,
@@ -136,7 +138,7 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
                         bad("chat.send needs {sessionKey?, message, thinking?}: message is missing")
                     })?
                     .to_owned();
-                send(&c, key, None, text, str_param(&p, "thinking")).await
+                send(&c, key, None, text, str_param(&p, "thinking"), None).await
             }
         },
     );
@@ -153,6 +155,7 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
                 str_param(&p, "agentId").map(str::to_owned),
                 text,
                 str_param(&p, "thinking"),
+                None,
             )
             .await?;
             let timeout = p.get("timeout").and_then(Value::as_u64).unwrap_or(600);

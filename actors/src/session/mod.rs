@@ -10,6 +10,7 @@
 //! ```
 
 pub mod methods;
+pub mod openai;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -170,6 +171,9 @@ pub struct RunSummary {
     pub model: Option<String>,
 }
 
+/// Where a caller wants a run's text deltas.
+pub type TextStream = tokio::sync::mpsc::UnboundedSender<String>;
+
 /// Agents by id, shared by every session.
 pub type Agents = Arc<HashMap<String, Arc<AgentRuntime>>>;
 
@@ -199,6 +203,8 @@ pub enum SessionsMsg {
         key: String,
         text: String,
         thinking: Option<Thinking>,
+        /// Receives the reply's text deltas as they stream (closed when the run ends).
+        stream: Option<TextStream>,
         reply: RpcReplyPort<Result<(String, &'static str), String>>,
     },
     Abort {
@@ -347,6 +353,7 @@ impl Actor for SessionsActor {
                 key,
                 text,
                 thinking,
+                stream,
                 reply,
             } => {
                 let session = match state.session(&myself, &key).await {
@@ -374,6 +381,7 @@ impl Actor for SessionsActor {
                 let _ = session.cast(SessionMsg::Enqueue {
                     seq,
                     pending,
+                    stream,
                     reply: Some(reply),
                 });
             }
@@ -494,6 +502,7 @@ pub enum SessionMsg {
     Enqueue {
         seq: u64,
         pending: Pending,
+        stream: Option<TextStream>,
         reply: Option<RpcReplyPort<Result<(String, &'static str), String>>>,
     },
     /// Progress from the running turn.
@@ -554,6 +563,8 @@ pub struct SessionState {
     finished: VecDeque<RunSummary>,
     /// Bumped by every message; the idle timer only pauses an unchanged session.
     generation: u64,
+    /// Callers streaming a run's text (the OpenAI-compatible endpoint).
+    streams: HashMap<String, TextStream>,
 }
 
 impl Actor for SessionActor {
@@ -602,6 +613,7 @@ impl Actor for SessionActor {
             waiters: HashMap::new(),
             finished: VecDeque::new(),
             generation: 0,
+            streams: HashMap::new(),
         })
     }
 
@@ -643,8 +655,12 @@ impl Actor for SessionActor {
             SessionMsg::Enqueue {
                 seq,
                 pending,
+                stream,
                 reply,
             } => {
+                if let Some(tx) = stream {
+                    state.streams.insert(pending.run_id.clone(), tx);
+                }
                 let busy = state.running.is_some() || !state.queue.is_empty();
                 if let Some(r) = reply {
                     let _ = r.send(Ok((
@@ -829,24 +845,39 @@ impl SessionState {
         let seq = r.event_seq;
         let key = self.key.clone();
         match event {
-            TurnEvent::Text(text) => self.emit_chat(json!({
+            TurnEvent::Text(text) => {
+                if let Some(tx) = self.streams.get(run_id) {
+                    let _ = tx.send(text.clone());
+                }
+                self.emit_chat(json!({
                 "runId": run_id, "sessionKey": key, "seq": seq, "state": "delta",
                 "message": {"role": "assistant", "content": [{"type": "text", "text": text}], "timestamp": now_ms()},
-            })),
+                }))
+            }
             other => {
                 let (stream, data) = match other {
                     TurnEvent::Thinking(t) => ("thinking", json!({"text": t})),
-                    TurnEvent::ToolStarted { id, name, arguments } => (
+                    TurnEvent::ToolStarted {
+                        id,
+                        name,
+                        arguments,
+                    } => (
                         "tool",
                         json!({"phase": "start", "toolCallId": id, "name": name, "args": arguments}),
                     ),
-                    TurnEvent::ToolFinished { id, name, content, is_error } => (
+                    TurnEvent::ToolFinished {
+                        id,
+                        name,
+                        content,
+                        is_error,
+                    } => (
                         "tool",
                         json!({"phase": "result", "toolCallId": id, "name": name, "result": content, "isError": is_error}),
                     ),
-                    TurnEvent::Failover { layer, detail } => {
-                        ("lifecycle", json!({"phase": "failover", "layer": layer, "detail": detail}))
-                    }
+                    TurnEvent::Failover { layer, detail } => (
+                        "lifecycle",
+                        json!({"phase": "failover", "layer": layer, "detail": detail}),
+                    ),
                     TurnEvent::Text(_) => unreachable!("handled above"),
                 };
                 (self.shared.events)(
@@ -949,6 +980,7 @@ impl SessionState {
             usage: out.usage,
             model: out.model,
         };
+        self.streams.remove(&run_id);
         for w in self.waiters.remove(&run_id).unwrap_or_default() {
             let _ = w.send(summary.clone());
         }

@@ -93,6 +93,7 @@ impl TestGateway {
             registry: Arc::new(registry),
             metrics: metrics.clone(),
             health: None,
+            routes: None,
         };
         let (gateway, handle) = GatewayActor::start(args, None).await.unwrap();
         Self {
