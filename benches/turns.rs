@@ -101,6 +101,7 @@ async fn one_turn(s: &ActorRef<SessionsMsg>, key: &str) {
         text: "hello".into(),
         thinking: None,
         stream: None,
+        compact: false,
         reply,
     })
     .await

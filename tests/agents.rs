@@ -64,6 +64,21 @@ async fn turn(s: &mut Session, key: &str, message: &str) -> (Value, Vec<Value>) 
     }
 }
 
+async fn history(s: &mut Session, key: &str) -> Value {
+    s.request("chat.history", Some(json!({"sessionKey": key})))
+        .await
+        .unwrap()
+}
+
+fn roles(history: &Value) -> Vec<String> {
+    history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn deltas(events: &[Value]) -> String {
     events
         .iter()
@@ -116,14 +131,10 @@ async fn a_turn_streams_calls_a_tool_writes_the_file_and_survives_a_restart() {
     let reqs = llm.requests();
     assert_eq!(reqs.len(), 2);
     assert_eq!(reqs[0].api_key.as_deref(), Some("test-key"));
-    let second = &reqs[1].body["messages"];
-    let roles: Vec<&str> = second
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["role"].as_str().unwrap())
-        .collect();
-    assert_eq!(roles, ["system", "user", "assistant", "tool"]);
+    assert_eq!(
+        roles(&reqs[1].body),
+        ["system", "user", "assistant", "tool"]
+    );
 
     s.close().await;
     gw.signal(libc::SIGTERM);
@@ -132,20 +143,8 @@ async fn a_turn_streams_calls_a_tool_writes_the_file_and_survives_a_restart() {
     // A new gateway on the same state directory has the transcript.
     let gw = Daemon::start(&home, &["--port", "0"], &[]);
     let mut s = connect(&gw.url(), &token).await;
-    let h = s
-        .request(
-            "chat.history",
-            Some(json!({"sessionKey": "agent:main:main"})),
-        )
-        .await
-        .unwrap();
-    let roles: Vec<&str> = h["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["role"].as_str().unwrap())
-        .collect();
-    assert_eq!(roles, ["user", "assistant", "tool", "assistant"]);
+    let h = history(&mut s, "agent:main:main").await;
+    assert_eq!(roles(&h), ["user", "assistant", "tool", "assistant"]);
     assert_eq!(h["messages"][0]["content"], "please write a note");
     // The next turn carries the history to the model.
     llm.push(Step::text("still here"));
@@ -179,13 +178,7 @@ async fn a_run_that_crashes_mid_turn_is_retried_and_its_message_is_not_lost() {
         last["payload"]["message"]["content"][0]["text"],
         "answered after the crash"
     );
-    let h = s
-        .request(
-            "chat.history",
-            Some(json!({"sessionKey": "agent:main:main"})),
-        )
-        .await
-        .unwrap();
+    let h = history(&mut s, "agent:main:main").await;
     let msgs = h["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 2, "one user message, one answer: {msgs:?}");
 }
@@ -217,13 +210,7 @@ async fn a_session_that_crashes_mid_turn_resumes_from_the_store_and_siblings_car
         events.last().unwrap()["payload"]["message"]["content"][0]["text"],
         "sibling answer"
     );
-    let h = s
-        .request(
-            "chat.history",
-            Some(json!({"sessionKey": "agent:main:main"})),
-        )
-        .await
-        .unwrap();
+    let h = history(&mut s, "agent:main:main").await;
     let msgs = h["messages"].as_array().unwrap();
     assert_eq!(
         msgs[0]["content"], "first",
@@ -448,4 +435,52 @@ async fn the_openai_compatible_endpoint_answers_plain_and_streamed() {
         .collect();
     assert!(keys.contains(&"agent:main:openai-user:alice"), "{keys:?}");
     assert!(keys.contains(&"agent:main:openai-test"), "{keys:?}");
+}
+
+#[tokio::test]
+async fn sessions_compact_summarises_by_hand_and_the_next_turn_uses_the_summary() {
+    let (_dir, home) = temp_home();
+    let llm = mock().await;
+    write_config(&home, &llm);
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let token = read_token(&home);
+    let mut s = connect(&gw.url(), &token).await;
+    for i in 0..5 {
+        llm.push(Step::text(format!("answer {i}")));
+        let (_, events) = turn(&mut s, "agent:main:main", &format!("question {i}")).await;
+        assert_eq!(events.last().unwrap()["payload"]["state"], "final");
+    }
+    llm.push(Step::text("SUMMARY of questions 0 to 1"));
+    let r = s
+        .request(
+            "sessions.compact",
+            Some(json!({"sessionKey": "agent:main:main", "idempotencyKey": "c1"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["summary"], "SUMMARY of questions 0 to 1");
+    assert_eq!(r["compactions"], 1);
+    llm.push(Step::text("after compaction"));
+    let (_, events) = turn(&mut s, "agent:main:main", "question 5").await;
+    assert_eq!(events.last().unwrap()["payload"]["state"], "final");
+    let body = llm.requests().last().unwrap().body.clone();
+    let msgs = body["messages"].as_array().unwrap();
+    assert!(
+        msgs[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("SUMMARY of questions 0 to 1")
+    );
+    assert_eq!(
+        msgs.len(),
+        1 + 6 + 1,
+        "the summary replaced the oldest four messages"
+    );
+    assert_eq!(msgs[1]["content"], "question 2");
+    // The warm layer keeps everything, with the summary in place.
+    let h = history(&mut s, "agent:main:main").await;
+    let roles = roles(&h);
+    assert_eq!(roles.iter().filter(|r| *r == "user").count(), 6);
+    assert!(roles.iter().any(|r| r == "summary"));
 }

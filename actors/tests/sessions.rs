@@ -64,6 +64,7 @@ async fn an_idle_session_pauses_and_resumes_with_its_transcript() {
                 text: "hello".into(),
                 thinking: None,
                 stream: None,
+                compact: false,
                 reply,
             },
             None,

@@ -10,7 +10,7 @@ use pincer_actors::agent::failover::Cooldowns;
 use pincer_actors::agent::model::{Api, Thinking};
 use pincer_actors::agent::run;
 use pincer_actors::agent::run::{
-    AgentRuntime, Approvals, EventSink, TurnEvent, TurnInput, TurnOutput, run_turn,
+    AgentRuntime, Approvals, Compact, EventSink, TurnEvent, TurnInput, TurnOutput, run_turn,
 };
 use pincer_actors::gateway::Metrics;
 use pincer_mockllm::{Fault, MockApi, MockLlm, Step};
@@ -100,6 +100,8 @@ async fn turn(
             message: message.into(),
             system: "test system prompt".into(),
             thinking,
+            summary: None,
+            compact: Compact::Auto,
         },
         &|e| seen.lock().unwrap().push(e),
     )
@@ -340,4 +342,68 @@ fn approval_policy_on_miss_uses_the_allowlist_and_refuses_chained_commands() {
         read.as_ref(),
         &json!({"path": "x"})
     ));
+}
+
+#[tokio::test]
+async fn near_the_context_window_older_history_is_summarised_first() {
+    let mut s = setup(&["k"], &["m1"], |_, _| {}).await;
+    // A small window: 1,500 tokens, about 6,000 characters; 75% of it is the trigger.
+    s.rt.providers.get_mut("mock").unwrap().models[0].context_window = Some(1_500);
+    let history: Vec<pincer_actors::agent::model::Message> = (0..10)
+        .map(|i| {
+            if i % 2 == 0 {
+                pincer_actors::agent::model::Message::User {
+                    content: format!("question {i} {}", "q".repeat(300)),
+                }
+            } else {
+                pincer_actors::agent::model::Message::Assistant {
+                    content: format!("answer {i} {}", "a".repeat(300)),
+                    tool_calls: Vec::new(),
+                }
+            }
+        })
+        .collect();
+    s.llm
+        .push(Step::text("SUMMARY: ten exchanges about questions"));
+    s.llm.push(Step::text("the answer"));
+    let seen = Mutex::new(Vec::new());
+    let out = run_turn(
+        &s.rt,
+        TurnInput {
+            session_key: "agent:main:main".into(),
+            history,
+            message: "and now?".into(),
+            system: "sys".into(),
+            thinking: None,
+            summary: None,
+            compact: Compact::Auto,
+        },
+        &|e| seen.lock().unwrap().push(e),
+    )
+    .await;
+    assert_eq!(out.error, None);
+    assert_eq!(out.text, "the answer");
+    let (summary, n) = out.compacted.expect("compacted");
+    assert_eq!(summary, "SUMMARY: ten exchanges about questions");
+    assert_eq!(n, 4, "all but the last 6 messages, cut at a user message");
+    let reqs = s.llm.requests();
+    assert!(
+        reqs[0].body["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("question 0")
+    );
+    let answer = &reqs[1].body["messages"];
+    assert!(
+        answer[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("SUMMARY: ten exchanges")
+    );
+    assert_eq!(
+        answer.as_array().unwrap().len(),
+        1 + 6 + 1,
+        "system, 6 recent, the new message"
+    );
+    assert!(failovers(&seen.into_inner().unwrap()).contains(&"compaction"));
 }

@@ -132,6 +132,22 @@ impl AgentRuntime {
             .collect()
     }
 
+    /// The primary model's context window in tokens (128k when the config does not say).
+    pub fn context_window(&self) -> usize {
+        self.spec
+            .models
+            .first()
+            .and_then(|m| {
+                self.providers
+                    .get(&m.provider)?
+                    .models
+                    .iter()
+                    .find(|x| x.id == m.model)?
+                    .context_window
+            })
+            .unwrap_or(128_000) as usize
+    }
+
     pub fn tool_specs(&self) -> Vec<ToolSpec> {
         self.tools.iter().map(|t| t.spec()).collect()
     }
@@ -184,7 +200,25 @@ pub struct TurnInput {
     pub message: String,
     pub system: String,
     pub thinking: Option<Thinking>,
+    /// The summary of what was compacted before (the cold layer), if any.
+    pub summary: Option<String>,
+    pub compact: Compact,
 }
+
+/// When a turn first summarises older history into the session's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compact {
+    /// When the request would pass 75% of the model's context window.
+    Auto,
+    /// Now, and nothing else (`sessions.compact`).
+    Only,
+}
+
+/// Recent messages kept verbatim when compacting (from a user message on).
+const KEEP_RECENT: usize = 6;
+
+/// Characters per token, for estimates (no tokenizer is shipped).
+const CHARS_PER_TOKEN: usize = 4;
 
 /// What a turn produced: the messages to append after the user's, the final text.
 #[derive(Debug, Default)]
@@ -197,6 +231,9 @@ pub struct TurnOutput {
     /// The turn failed: what to tell the user.
     pub error: Option<String>,
     pub model_calls: u32,
+    /// History was compacted: the new summary and how many leading history messages it
+    /// replaces.
+    pub compacted: Option<(String, usize)>,
 }
 
 struct CallResult {
@@ -226,9 +263,41 @@ pub async fn run_turn(
     if rt.spec.mode == Mode::Deep && thinking == Thinking::Off {
         thinking = Thinking::High;
     }
+    let mut system = input.system.clone();
     let mut messages = input.history;
+    let mut summary = input.summary.clone();
+    let window_chars = rt.context_window() * CHARS_PER_TOKEN;
+    let size = |m: &[Message], s: &str| {
+        s.len()
+            + crate::agent::prompt::tool_chars(&tools)
+            + crate::agent::prompt::history_part(m).chars
+    };
+    let due = input.compact == Compact::Only
+        || size(&messages, &system) + input.message.len() > window_chars * 3 / 4;
+    if due {
+        match compact(rt, &mut messages, summary.as_deref(), emit).await {
+            Ok(Some((text, n))) => {
+                out.model_calls += 1;
+                summary = Some(text.clone());
+                out.compacted = Some((text, n));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                out.error = Some(format!("could not compact the history: {e}"));
+                return out;
+            }
+        }
+        if input.compact == Compact::Only {
+            return out;
+        }
+    }
+    if let Some(s) = &summary {
+        system.push_str(&format!(
+            "\n\n## Earlier in this conversation (summary)\n{s}"
+        ));
+    }
     messages.push(Message::User {
-        content: input.message,
+        content: input.message.clone(),
     });
     let max_calls = if rt.spec.mode == Mode::Fast {
         1
@@ -245,7 +314,7 @@ pub async fn run_turn(
         }
         let req = ChatRequest {
             model: String::new(),
-            system: input.system.clone(),
+            system: system.clone(),
             messages: messages.clone(),
             tools: tools.clone(),
             thinking,
@@ -299,7 +368,7 @@ pub async fn run_turn(
         });
         let req = ChatRequest {
             model: String::new(),
-            system: input.system.clone(),
+            system: system.clone(),
             messages,
             tools: Vec::new(),
             thinking,
@@ -318,6 +387,71 @@ pub async fn run_turn(
         }
     }
     out
+}
+
+/// Summarises all but the last few messages (cut at a user message) into one text that
+/// extends the previous summary. `None` when there is too little to compact.
+async fn compact(
+    rt: &AgentRuntime,
+    messages: &mut Vec<Message>,
+    previous: Option<&str>,
+    emit: &(dyn Fn(TurnEvent) + Send + Sync),
+) -> Result<Option<(String, usize)>, String> {
+    let mut cut = messages.len().saturating_sub(KEEP_RECENT);
+    while cut > 0 && !matches!(messages[cut], Message::User { .. }) {
+        cut -= 1;
+    }
+    if cut == 0 {
+        return Ok(None);
+    }
+    let mut transcript = String::new();
+    for m in &messages[..cut] {
+        match m {
+            Message::User { content } => transcript.push_str(&format!("User: {content}\n")),
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
+                transcript.push_str(&format!("Assistant: {content}\n"));
+                for c in tool_calls {
+                    transcript.push_str(&format!("(called {} {})\n", c.name, c.arguments));
+                }
+            }
+            Message::Tool { name, content, .. } => {
+                let short: String = content.chars().take(500).collect();
+                transcript.push_str(&format!("({name} returned: {short})\n"));
+            }
+        }
+    }
+    let req = ChatRequest {
+        model: String::new(),
+        system: "You compact conversations. Write a concise summary of the conversation below: \
+                 facts learned, decisions, open tasks, files touched. Extend the previous summary \
+                 if there is one. Reply with the summary only."
+            .into(),
+        messages: vec![Message::User {
+            content: format!(
+                "Previous summary:\n{}\n\nConversation:\n{transcript}",
+                previous.unwrap_or("(none)")
+            ),
+        }],
+        tools: Vec::new(),
+        thinking: Thinking::Off,
+        max_tokens: None,
+    };
+    let mut thinking = Thinking::Off;
+    let (_, r) = call_with_failover(rt, req, &mut thinking, &|e| {
+        if let TurnEvent::Failover { .. } = e {
+            emit(e)
+        }
+    })
+    .await?;
+    emit(TurnEvent::Failover {
+        layer: "compaction",
+        detail: format!("{cut} older messages summarised"),
+    });
+    messages.drain(..cut);
+    Ok(Some((r.text, cut)))
 }
 
 /// Layers 1-3: profile rotation, thinking downgrade, model cascade. Returns the model used.

@@ -69,6 +69,7 @@ pub(super) async fn send(
     text: String,
     thinking: Option<&str>,
     stream: Option<super::TextStream>,
+    compact: bool,
 ) -> Result<Value, ErrorShape> {
     let s = (ctx.sessions)().ok_or_else(unavailable)?;
     let key = match key {
@@ -90,6 +91,7 @@ pub(super) async fn send(
                 text,
                 thinking,
                 stream,
+                compact,
                 reply,
             },
             Some(Duration::from_secs(10)),
@@ -138,7 +140,7 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
                         bad("chat.send needs {sessionKey?, message, thinking?}: message is missing")
                     })?
                     .to_owned();
-                send(&c, key, None, text, str_param(&p, "thinking"), None).await
+                send(&c, key, None, text, str_param(&p, "thinking"), None, false).await
             }
         },
     );
@@ -156,6 +158,7 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
                 text,
                 str_param(&p, "thinking"),
                 None,
+                false,
             )
             .await?;
             let timeout = p.get("timeout").and_then(Value::as_u64).unwrap_or(600);
@@ -275,6 +278,29 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
             }
         });
     }
+    let c = ctx.clone();
+    registry.side_effecting(
+        "sessions.compact",
+        scopes::ADMIN,
+        move |_cc: CallContext, p: Value| {
+            let c = c.clone();
+            async move {
+                let (_, key) = session_and_key(&c, &p).await?;
+                let accepted =
+                    send(&c, Some(key.clone()), None, String::new(), None, None, true).await?;
+                let run_id = accepted["runId"].as_str().unwrap_or_default().to_owned();
+                let summary = wait(&c, key.clone(), run_id, Duration::from_secs(300)).await?;
+                let meta: Option<SessionMeta> = c
+                    .store
+                    .session(&key)
+                    .map_err(|e| ErrorShape::unavailable(e.to_string()))?;
+                Ok(json!({"ok": summary["status"] == "ok", "key": key,
+                          "error": summary["error"],
+                          "summary": meta.as_ref().and_then(|m| m.summary.clone()),
+                          "compactions": meta.map(|m| m.compactions).unwrap_or(0)}))
+            }
+        },
+    );
     let c = ctx.clone();
     registry.method("models.list", scopes::READ, move |_cc: CallContext, _p: Value| {
         let c = c.clone();

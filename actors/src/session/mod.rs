@@ -136,6 +136,9 @@ pub struct Pending {
     /// How often a turn for it has crashed (a retried turn gives up after a second crash).
     #[serde(default)]
     pub attempts: u32,
+    /// Not a message: compact the history now (`sessions.compact`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compact: bool,
 }
 
 /// A session's metadata row.
@@ -153,6 +156,11 @@ pub struct SessionMeta {
     pub last_model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The cold layer: a summary of the history compacted away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub compactions: u32,
 }
 
 /// The result of a finished run, for `agent.wait` and the `agent` method.
@@ -205,6 +213,8 @@ pub enum SessionsMsg {
         thinking: Option<Thinking>,
         /// Receives the reply's text deltas as they stream (closed when the run ends).
         stream: Option<TextStream>,
+        /// Not a message: compact the session's history (`text` is ignored).
+        compact: bool,
         reply: RpcReplyPort<Result<(String, &'static str), String>>,
     },
     Abort {
@@ -354,6 +364,7 @@ impl Actor for SessionsActor {
                 text,
                 thinking,
                 stream,
+                compact,
                 reply,
             } => {
                 let session = match state.session(&myself, &key).await {
@@ -369,6 +380,7 @@ impl Actor for SessionsActor {
                     thinking,
                     received_at: now_ms(),
                     attempts: 0,
+                    compact,
                 };
                 // Durable before it is acknowledged.
                 let seq = match state.shared.store.inbox_push(&key, &pending) {
@@ -802,6 +814,12 @@ impl SessionState {
             message: pending.text.clone(),
             system: prompt.system,
             thinking: pending.thinking,
+            summary: self.meta.summary.clone(),
+            compact: if pending.compact {
+                crate::agent::run::Compact::Only
+            } else {
+                crate::agent::run::Compact::Auto
+            },
         };
         let args = RunArgs {
             run_id: pending.run_id.clone(),
@@ -917,16 +935,33 @@ impl SessionState {
         let now = now_ms();
         let run_id = pending.run_id.clone();
         let aborted = out.error.as_deref() == Some("aborted");
-        let mut entries = vec![Entry::from_message(
-            &Message::User {
+        let mut entries = Vec::new();
+        if let Some((summary, n)) = &out.compacted {
+            // The cold layer: the summary replaces the oldest hot messages.
+            let n = (*n).min(self.history.len());
+            self.history.drain(..n);
+            self.meta.summary = Some(summary.clone());
+            self.meta.compactions += 1;
+            entries.push(Entry::new(
+                "summary",
+                summary.clone(),
+                now,
+                Some(run_id.clone()),
+            ));
+        }
+        let mut msgs = Vec::new();
+        if !pending.compact {
+            entries.push(Entry::from_message(
+                &Message::User {
+                    content: pending.text.clone(),
+                },
+                pending.received_at,
+                &run_id,
+            ));
+            msgs.push(Message::User {
                 content: pending.text.clone(),
-            },
-            pending.received_at,
-            &run_id,
-        )];
-        let mut msgs = vec![Message::User {
-            content: pending.text.clone(),
-        }];
+            });
+        }
         for m in &out.messages {
             entries.push(Entry::from_message(m, now, &run_id));
             msgs.push(m.clone());
@@ -941,7 +976,9 @@ impl SessionState {
                 ..Entry::new("error", e.clone(), now, Some(run_id.clone()))
             });
         }
-        self.meta.turns += 1;
+        if !pending.compact {
+            self.meta.turns += 1;
+        }
         self.meta.updated_at = now;
         self.meta.usage += out.usage;
         if out.model.is_some() {

@@ -155,6 +155,7 @@ async fn completions(
         text,
         None,
         streaming.then_some(tx),
+        false,
     )
     .await
     {
