@@ -8,7 +8,7 @@ use std::time::Duration;
 use pincer_actors::protocol::ConnectAuth;
 use serde_json::{Value, json};
 
-use crate::cli::{AgentArgs, AgentsCmd, ClientArgs, SessionsCmd};
+use crate::cli::{AgentArgs, AgentsCmd, ChatArgs, ClientArgs, SessionsCmd};
 use crate::client::{CallOptions, ClientError, Session};
 use crate::setup::{self, Globals};
 
@@ -61,6 +61,17 @@ pub async fn agent(globals: &Globals, args: AgentArgs) -> ExitCode {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
+    stream_reply(&mut session, &accepted, args.client.json, args.wait).await
+}
+
+/// Prints a run's reply as it streams (text to stdout, tool and failover notes to stderr)
+/// until its final `chat` event: success, or 1 when the turn failed, 3 on timeout.
+async fn stream_reply(
+    session: &mut Session,
+    accepted: &Value,
+    json_out: bool,
+    wait: u64,
+) -> ExitCode {
     let run_id = accepted["runId"].as_str().unwrap_or_default().to_owned();
     if accepted["status"] == "queued" {
         eprintln!(
@@ -69,7 +80,7 @@ pub async fn agent(globals: &Globals, args: AgentArgs) -> ExitCode {
         );
     }
     let mut pending: Vec<Value> = std::mem::take(&mut session.events);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.wait);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let mut out = std::io::stdout();
     loop {
         let frame = if let Some(f) = (!pending.is_empty()).then(|| pending.remove(0)) {
@@ -81,7 +92,7 @@ pub async fn agent(globals: &Globals, args: AgentArgs) -> ExitCode {
                 Err(_) => {
                     eprintln!(
                         "error: no final answer within {} s (the turn goes on in the gateway; see `pincer sessions show`)",
-                        args.wait
+                        wait
                     );
                     return ExitCode::from(3);
                 }
@@ -92,14 +103,14 @@ pub async fn agent(globals: &Globals, args: AgentArgs) -> ExitCode {
         }
         let p = &frame["payload"];
         match (frame["event"].as_str(), p["state"].as_str()) {
-            (Some("chat"), Some("delta")) if !args.client.json => {
+            (Some("chat"), Some("delta")) if !json_out => {
                 if let Some(t) = p["message"]["content"][0]["text"].as_str() {
                     let _ = out.write_all(t.as_bytes());
                     let _ = out.flush();
                 }
             }
             (Some("chat"), Some("final")) => {
-                if args.client.json {
+                if json_out {
                     println!("{}", serde_json::to_string_pretty(p).unwrap_or_default());
                 } else {
                     println!();
@@ -107,7 +118,7 @@ pub async fn agent(globals: &Globals, args: AgentArgs) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             (Some("chat"), Some(state @ ("error" | "aborted"))) => {
-                if args.client.json {
+                if json_out {
                     println!("{}", serde_json::to_string_pretty(p).unwrap_or_default());
                 } else {
                     eprintln!(
@@ -117,7 +128,7 @@ pub async fn agent(globals: &Globals, args: AgentArgs) -> ExitCode {
                 }
                 return ExitCode::from(1);
             }
-            (Some("agent"), _) if !args.client.json => {
+            (Some("agent"), _) if !json_out => {
                 let d = &p["data"];
                 match (p["stream"].as_str(), d["phase"].as_str()) {
                     (Some("tool"), Some("start")) => {
@@ -145,6 +156,70 @@ pub async fn agent(globals: &Globals, args: AgentArgs) -> ExitCode {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// `pincer chat`: an interactive chat over the gateway, one turn per line.
+/// `/new` resets the session, `/quit` (or end of input) leaves.
+pub async fn chat(globals: &Globals, args: ChatArgs) -> ExitCode {
+    use tokio::io::AsyncBufReadExt;
+    let opts = match options(globals, &args.client) {
+        Ok(o) => o,
+        Err(c) => return c,
+    };
+    let mut session = match Session::connect(&opts).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let key = match (&args.session, &args.agent) {
+        (Some(k), _) => k.clone(),
+        (None, Some(a)) => format!("agent:{a}:main"),
+        (None, None) => match session.request("agents.list", None).await {
+            Ok(v) => format!(
+                "agent:{}:{}",
+                v["defaultId"].as_str().unwrap_or("main"),
+                v["mainKey"].as_str().unwrap_or("main")
+            ),
+            Err(e) => return fail(e),
+        },
+    };
+    eprintln!("chatting in {key}; /new starts afresh, /quit leaves");
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        eprint!("> ");
+        let line = match lines.next_line().await {
+            Ok(Some(l)) => l,
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot read the terminal: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/quit" | "/exit" => return ExitCode::SUCCESS,
+            "/new" | "/reset" => {
+                let params =
+                    json!({"key": key, "idempotencyKey": uuid::Uuid::new_v4().to_string()});
+                match session.request("sessions.reset", Some(params)).await {
+                    Ok(_) => eprintln!("(session {key} reset)"),
+                    Err(e) => eprintln!("error: {e}"),
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let params = json!({"sessionKey": key, "message": line,
+                            "idempotencyKey": uuid::Uuid::new_v4().to_string()});
+        let accepted = match session.request("chat.send", Some(params)).await {
+            Ok(v) => v,
+            Err(e) => return fail(e),
+        };
+        let code = stream_reply(&mut session, &accepted, false, args.wait).await;
+        if code == ExitCode::from(3) {
+            return code;
         }
     }
 }

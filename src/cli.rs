@@ -54,6 +54,8 @@ pub enum Command {
     },
     /// Send one message to an agent and stream its reply to the terminal
     Agent(AgentArgs),
+    /// Chat with an agent in the terminal, one turn per line (/new, /quit)
+    Chat(ChatArgs),
     /// List the agents, or show what a turn sends to the model (`agents prompt`)
     Agents {
         #[command(subcommand)]
@@ -129,6 +131,21 @@ pub struct AgentArgs {
     #[arg(long)]
     pub thinking: Option<String>,
     /// Seconds to wait for the final answer
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub wait: u64,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Agent id (its main session); default: the default agent
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Session key (default: the agent's main session)
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Seconds to wait for each answer
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     pub wait: u64,
     #[command(flatten)]

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             Command::Agent(args) => agent_cmd::agent(&globals, args).await,
             Command::Sessions { cmd } => agent_cmd::sessions(&globals, cmd).await,
             Command::Agents { cmd } => agent_cmd::agents(&globals, cmd).await,
+            Command::Chat(args) => agent_cmd::chat(&globals, args).await,
             Command::MockLlm { listen } => agent_cmd::mock_llm(listen).await,
         }
     })

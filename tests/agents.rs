@@ -484,3 +484,91 @@ async fn sessions_compact_summarises_by_hand_and_the_next_turn_uses_the_summary(
     assert_eq!(roles.iter().filter(|r| *r == "user").count(), 6);
     assert!(roles.iter().any(|r| r == "summary"));
 }
+
+#[tokio::test]
+async fn sessions_can_be_previewed_and_labelled_live_or_paused() {
+    let (_dir, home) = temp_home();
+    let llm = mock().await;
+    write_config(&home, &llm);
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let token = read_token(&home);
+    let mut s = connect(&gw.url(), &token).await;
+    llm.push(Step::text(
+        "a reply long enough to be cut in the preview ".repeat(10),
+    ));
+    turn(&mut s, "agent:main:main", "hello").await;
+    let p = s
+        .request(
+            "sessions.preview",
+            Some(json!({"keys": ["agent:main:main"], "limit": 2})),
+        )
+        .await
+        .unwrap();
+    let items = p["previews"][0]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["text"], "hello");
+    assert_eq!(items[1]["text"].as_str().unwrap().chars().count(), 200);
+    let r = s
+        .request(
+            "sessions.patch",
+            Some(json!({"key": "agent:main:main", "label": "work", "idempotencyKey": "p1"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["label"], "work");
+    // The live session keeps the label through its next turn.
+    llm.push(Step::text("again"));
+    turn(&mut s, "agent:main:main", "again").await;
+    let list = s.request("sessions.list", None).await.unwrap();
+    assert_eq!(list["sessions"][0]["label"], "work");
+    let err = s
+        .request(
+            "sessions.patch",
+            Some(json!({"key": "agent:main:nobody", "label": "x", "idempotencyKey": "p2"})),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no session"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pincer_chat_holds_a_conversation_on_the_terminal() {
+    use std::io::Write;
+    let (_dir, home) = temp_home();
+    let llm = mock().await;
+    write_config(&home, &llm);
+    llm.push(Step::text("first reply"));
+    llm.push(Step::text("second reply"));
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let url = gw.url();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(BIN)
+            .args(["chat", "--url", &url])
+            .env("PINCER_HOME", &home)
+            .env_remove("PINCER_GATEWAY_TOKEN")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"hello\n/new\nagain\n/quit\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("first reply") && stdout.contains("second reply"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reset"));
+    // /new forgot the first exchange: the second request carries no history.
+    let last = llm.requests().last().unwrap().body.clone();
+    assert_eq!(roles(&last), ["system", "user"]);
+}

@@ -260,6 +260,75 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
             }
         },
     );
+    let c = ctx.clone();
+    registry.method(
+        "sessions.preview",
+        scopes::READ,
+        move |_cc: CallContext, p: Value| {
+            let c = c.clone();
+            async move {
+                let keys: Vec<String> = match p.get("keys").and_then(Value::as_array) {
+                    Some(k) => k
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect(),
+                    None => vec![session_and_key(&c, &p).await?.1],
+                };
+                let limit = p.get("limit").and_then(Value::as_u64).unwrap_or(3).min(50) as usize;
+                let mut previews = Vec::new();
+                for key in keys {
+                    let rows: Vec<(u64, Entry)> = c
+                        .store
+                        .transcript(&key, Some(limit))
+                        .map_err(|e| ErrorShape::unavailable(e.to_string()))?;
+                    let items: Vec<Value> = rows
+                        .into_iter()
+                        .map(|(_, e)| {
+                            let text: String = e.content.chars().take(200).collect();
+                            json!({"role": e.role, "text": text, "ts": e.ts})
+                        })
+                        .collect();
+                    previews.push(json!({"key": key, "items": items}));
+                }
+                Ok(json!({"previews": previews}))
+            }
+        },
+    );
+    let c = ctx.clone();
+    registry.side_effecting(
+        "sessions.patch",
+        scopes::ADMIN,
+        move |_cc: CallContext, p: Value| {
+            let c = c.clone();
+            async move {
+                let key = str_param(&p, "key")
+                    .or_else(|| str_param(&p, "sessionKey"))
+                    .ok_or_else(|| bad("sessions.patch needs {key, label}"))?
+                    .to_owned();
+                let label = match p.get("label") {
+                    Some(Value::String(l)) => Some(l.clone()),
+                    Some(Value::Null) | None => None,
+                    Some(other) => {
+                        return Err(bad(format!("label must be a string or null, not {other}")));
+                    }
+                };
+                let s = (c.sessions)().ok_or_else(unavailable)?;
+                match s
+                    .call(
+                        |reply| SessionsMsg::Patch { key, label, reply },
+                        Some(Duration::from_secs(10)),
+                    )
+                    .await
+                {
+                    Ok(CallResult::Success(Ok(meta))) => {
+                        Ok(json!({"ok": true, "key": meta.key, "label": meta.label}))
+                    }
+                    Ok(CallResult::Success(Err(e))) => Err(bad(e)),
+                    _ => Err(unavailable()),
+                }
+            }
+        },
+    );
     for (name, delete) in [("sessions.reset", false), ("sessions.delete", true)] {
         let c = ctx.clone();
         registry.side_effecting(name, scopes::ADMIN, move |_cc: CallContext, p: Value| {

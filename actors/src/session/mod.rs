@@ -239,6 +239,12 @@ pub enum SessionsMsg {
     },
     /// Live sessions (for `status`).
     Live { reply: RpcReplyPort<Vec<String>> },
+    /// Sets a session's label (`None` clears it); the live actor's copy too.
+    Patch {
+        key: String,
+        label: Option<String>,
+        reply: RpcReplyPort<Result<SessionMeta, String>>,
+    },
     /// Makes a session live (resuming it from the store); replies once it runs.
     Resume {
         key: String,
@@ -440,6 +446,26 @@ impl Actor for SessionsActor {
             SessionsMsg::Live { reply } => {
                 let _ = reply.send(state.live.keys().cloned().collect());
             }
+            SessionsMsg::Patch { key, label, reply } => match state.live.get(&key) {
+                Some(s) => {
+                    let _ = s.cast(SessionMsg::Patch { label, reply });
+                }
+                None => {
+                    let store = &state.shared.store;
+                    let result = match store.session::<SessionMeta>(&key) {
+                        Ok(Some(mut meta)) => {
+                            meta.label = label;
+                            store
+                                .append_turn::<_, Entry>(&key, &meta, &[])
+                                .map(|_| meta)
+                                .map_err(|e| e.to_string())
+                        }
+                        Ok(None) => Err(format!("no session {key:?}")),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = reply.send(result);
+                }
+            },
             SessionsMsg::Resume { key, reply } => {
                 let _ = reply.send(state.session(&myself, &key).await.map(|_| ()));
             }
@@ -537,6 +563,10 @@ pub enum SessionMsg {
     },
     IsBusy {
         reply: RpcReplyPort<bool>,
+    },
+    Patch {
+        label: Option<String>,
+        reply: RpcReplyPort<Result<SessionMeta, String>>,
     },
     /// The idle timer fired: pause when nothing happened since `generation`.
     Idle {
@@ -651,6 +681,16 @@ impl Actor for SessionActor {
             myself.send_after(IDLE_PAUSE, move || SessionMsg::Idle { generation });
         }
         match msg {
+            SessionMsg::Patch { label, reply } => {
+                state.meta.label = label;
+                let result = state
+                    .shared
+                    .store
+                    .append_turn::<_, Entry>(&state.key, &state.meta, &[])
+                    .map(|_| state.meta.clone())
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(result);
+            }
             SessionMsg::IsBusy { reply } => {
                 let _ = reply.send(state.running.is_some() || !state.queue.is_empty());
             }
