@@ -29,6 +29,12 @@ fn options(globals: &Globals, args: &ClientArgs) -> Result<CallOptions, ExitCode
     })
 }
 
+/// Connects and completes the handshake, or says why not.
+async fn open(globals: &Globals, args: &ClientArgs) -> Result<Session, ExitCode> {
+    let opts = options(globals, args)?;
+    Session::connect(&opts).await.map_err(fail)
+}
+
 fn fail(e: ClientError) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(e.exit_code())
@@ -37,13 +43,9 @@ fn fail(e: ClientError) -> ExitCode {
 /// Sends one message and streams the reply: text to stdout, tool activity and failover
 /// notes to stderr. Exits 1 when the turn fails.
 pub async fn agent(globals: &Globals, args: AgentArgs) -> ExitCode {
-    let opts = match options(globals, &args.client) {
-        Ok(o) => o,
-        Err(c) => return c,
-    };
-    let mut session = match Session::connect(&opts).await {
+    let mut session = match open(globals, &args.client).await {
         Ok(s) => s,
-        Err(e) => return fail(e),
+        Err(c) => return c,
     };
     let mut params = json!({
         "message": args.message,
@@ -164,13 +166,9 @@ async fn stream_reply(
 /// `/new` resets the session, `/quit` (or end of input) leaves.
 pub async fn chat(globals: &Globals, args: ChatArgs) -> ExitCode {
     use tokio::io::AsyncBufReadExt;
-    let opts = match options(globals, &args.client) {
-        Ok(o) => o,
-        Err(c) => return c,
-    };
-    let mut session = match Session::connect(&opts).await {
+    let mut session = match open(globals, &args.client).await {
         Ok(s) => s,
-        Err(e) => return fail(e),
+        Err(c) => return c,
     };
     let key = match (&args.session, &args.agent) {
         (Some(k), _) => k.clone(),

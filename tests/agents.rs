@@ -31,6 +31,23 @@ fn write_config(home: &Path, mock: &MockLlm) {
     std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
 }
 
+/// A gateway on a fresh state directory whose default model is the mock, and a client.
+async fn started() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    MockLlm,
+    Daemon,
+    Session,
+) {
+    let (dir, home) = temp_home();
+    let llm = mock().await;
+    write_config(&home, &llm);
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let token = read_token(&home);
+    let s = connect(&gw.url(), &token).await;
+    (dir, home, llm, gw, s)
+}
+
 /// Sends a message and collects every event of its run until the terminal `chat` event.
 async fn turn(s: &mut Session, key: &str, message: &str) -> (Value, Vec<Value>) {
     let accepted = s
@@ -439,12 +456,7 @@ async fn the_openai_compatible_endpoint_answers_plain_and_streamed() {
 
 #[tokio::test]
 async fn sessions_compact_summarises_by_hand_and_the_next_turn_uses_the_summary() {
-    let (_dir, home) = temp_home();
-    let llm = mock().await;
-    write_config(&home, &llm);
-    let gw = Daemon::start(&home, &["--port", "0"], &[]);
-    let token = read_token(&home);
-    let mut s = connect(&gw.url(), &token).await;
+    let (_dir, _home, llm, _gw, mut s) = started().await;
     for i in 0..5 {
         llm.push(Step::text(format!("answer {i}")));
         let (_, events) = turn(&mut s, "agent:main:main", &format!("question {i}")).await;
@@ -487,12 +499,7 @@ async fn sessions_compact_summarises_by_hand_and_the_next_turn_uses_the_summary(
 
 #[tokio::test]
 async fn sessions_can_be_previewed_and_labelled_live_or_paused() {
-    let (_dir, home) = temp_home();
-    let llm = mock().await;
-    write_config(&home, &llm);
-    let gw = Daemon::start(&home, &["--port", "0"], &[]);
-    let token = read_token(&home);
-    let mut s = connect(&gw.url(), &token).await;
+    let (_dir, _home, llm, _gw, mut s) = started().await;
     llm.push(Step::text(
         "a reply long enough to be cut in the preview ".repeat(10),
     ));
