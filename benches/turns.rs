@@ -102,6 +102,7 @@ async fn one_turn(s: &ActorRef<SessionsMsg>, key: &str) {
         thinking: None,
         stream: None,
         compact: false,
+        mode: None,
         reply,
     })
     .await

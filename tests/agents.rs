@@ -579,3 +579,52 @@ async fn pincer_chat_holds_a_conversation_on_the_terminal() {
     let last = llm.requests().last().unwrap().body.clone();
     assert_eq!(roles(&last), ["system", "user"]);
 }
+
+#[tokio::test]
+async fn a_running_turn_can_be_aborted_and_the_session_goes_on() {
+    let (_dir, _home, llm, _gw, mut s) = started().await;
+    // The model never answers: only an abort ends this turn.
+    llm.push(Step::fault(pincer_mockllm::Fault::Stall));
+    let accepted = s
+        .request(
+            "chat.send",
+            Some(
+                json!({"sessionKey": "agent:main:main", "message": "think forever",
+                        "idempotencyKey": "a1"}),
+            ),
+        )
+        .await
+        .unwrap();
+    let run_id = accepted["runId"].as_str().unwrap().to_owned();
+    // Abort once the model has the request (else the stall would meet the next turn).
+    while llm.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = s
+        .request(
+            "chat.abort",
+            Some(json!({"sessionKey": "agent:main:main", "runId": run_id})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["aborted"], true);
+    let end = loop {
+        let f = tokio::time::timeout(Duration::from_secs(10), s.next_frame())
+            .await
+            .expect("the abort is reported")
+            .unwrap();
+        if f["event"] == "chat" && f["payload"]["runId"] == run_id.as_str() {
+            break f;
+        }
+    };
+    assert_eq!(end["payload"]["state"], "aborted", "{end}");
+    llm.push(Step::text("still working"));
+    let (_, events) = turn(&mut s, "agent:main:main", "next").await;
+    assert_eq!(events.last().unwrap()["payload"]["state"], "final");
+    let h = history(&mut s, "agent:main:main").await;
+    assert_eq!(
+        roles(&h),
+        ["user", "error", "user", "assistant"],
+        "the aborted message is recorded with its outcome"
+    );
+}

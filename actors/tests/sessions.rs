@@ -65,6 +65,7 @@ async fn an_idle_session_pauses_and_resumes_with_its_transcript() {
                 thinking: None,
                 stream: None,
                 compact: false,
+                mode: None,
                 reply,
             },
             None,

@@ -102,6 +102,7 @@ async fn turn(
             thinking,
             summary: None,
             compact: Compact::Auto,
+            mode: None,
         },
         &|e| seen.lock().unwrap().push(e),
     )
@@ -377,6 +378,7 @@ async fn near_the_context_window_older_history_is_summarised_first() {
             thinking: None,
             summary: None,
             compact: Compact::Auto,
+            mode: None,
         },
         &|e| seen.lock().unwrap().push(e),
     )
@@ -406,4 +408,51 @@ async fn near_the_context_window_older_history_is_summarised_first() {
         "system, 6 recent, the new message"
     );
     assert!(failovers(&seen.into_inner().unwrap()).contains(&"compaction"));
+}
+
+#[tokio::test]
+async fn modes_fast_without_tools_and_deep_with_thinking_and_a_critique_pass() {
+    use pincer_actors::agent::config::Mode;
+    let s = setup(&["k"], &["m1"], |_, _| {}).await;
+    let input = |mode| TurnInput {
+        session_key: "agent:main:main".into(),
+        history: Vec::new(),
+        message: "hi".into(),
+        system: "sys".into(),
+        thinking: None,
+        summary: None,
+        compact: Compact::Auto,
+        mode: Some(mode),
+    };
+    s.llm.push(Step::text("quick"));
+    let out = run_turn(&s.rt, input(Mode::Fast), &|_| {}).await;
+    assert_eq!(out.text, "quick");
+    let fast = s.llm.requests()[0].body.clone();
+    assert!(
+        fast.get("tools").is_none(),
+        "fast mode sends no tools: {fast}"
+    );
+    s.llm.push(Step::text("draft"));
+    s.llm.push(Step::text("checked answer"));
+    let out = run_turn(&s.rt, input(Mode::Deep), &|_| {}).await;
+    assert_eq!(out.text, "checked answer");
+    assert_eq!(out.model_calls, 2);
+    let reqs = s.llm.requests();
+    assert_eq!(reqs[1].body["reasoning_effort"], "high");
+    assert!(
+        reqs[1].body["tools"].is_array(),
+        "standard tools in deep mode"
+    );
+    let critique = reqs[2].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(
+        critique["content"]
+            .as_str()
+            .unwrap()
+            .contains("Check your answer")
+    );
 }

@@ -168,7 +168,8 @@ impl AgentsConfig {
     /// What to tell a user who has no model at all.
     pub fn no_model_help() -> &'static str {
         "No model is configured. Set one of ANTHROPIC_API_KEY, OPENAI_API_KEY or GEMINI_API_KEY \
-         in the gateway's environment, run Ollama on 127.0.0.1:11434, or add a provider under \
+         in the gateway's environment (or put the key in credentials/<anthropic|openai|google>.key \
+         in the state directory), run Ollama on 127.0.0.1:11434, or add a provider under \
          models.providers in pincer.json and set agents.defaults.model (e.g. \"openai/gpt-4.1-mini\"); \
          `pincer doctor` checks the result."
     }
@@ -241,14 +242,38 @@ fn model_chain(v: Option<&Value>) -> Result<Vec<ModelRef>, String> {
     Ok(out)
 }
 
-/// A key from the config: literal, or `env:NAME`.
-fn key_value(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    match raw.strip_prefix("env:") {
-        Some(name) => env(name).ok_or_else(|| {
+/// A key from the config: literal, `env:NAME`, or `file:NAME` (in `credentials/`).
+fn key_value(
+    raw: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    state_dir: &Path,
+) -> Result<String, String> {
+    if let Some(name) = raw.strip_prefix("env:") {
+        return env(name).ok_or_else(|| {
             format!("apiKey \"env:{name}\": the environment variable {name} is not set")
-        }),
-        None => Ok(raw.to_owned()),
+        });
     }
+    if let Some(name) = raw.strip_prefix("file:") {
+        if name.contains('/') || name.starts_with('.') {
+            return Err(format!(
+                "apiKey \"file:{name}\": name a file directly inside credentials/"
+            ));
+        }
+        return credential(state_dir, name).ok_or_else(|| {
+            format!(
+                "apiKey \"file:{name}\": {} is missing or empty",
+                state_dir.join("credentials").join(name).display()
+            )
+        });
+    }
+    Ok(raw.to_owned())
+}
+
+/// A secret kept in `<state dir>/credentials/<name>` (the directory is private, 0700).
+fn credential(state_dir: &Path, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(state_dir.join("credentials").join(name)).ok()?;
+    let key = text.trim();
+    (!key.is_empty()).then(|| key.to_owned())
 }
 
 /// Resolves the agents' configuration. `env` looks up environment variables.
@@ -286,14 +311,25 @@ pub fn resolve(
                 .ok_or_else(|| format!("models.providers.{id}.baseUrl is required for a provider Pincer does not know"))?;
             let mut keys = Vec::new();
             if let Some(k) = p.get("apiKey").and_then(Value::as_str) {
-                keys.push(key_value(k, env).map_err(|e| format!("models.providers.{id}.{e}"))?);
+                keys.push(
+                    key_value(k, env, state_dir)
+                        .map_err(|e| format!("models.providers.{id}.{e}"))?,
+                );
             }
             for k in strings(p.get("apiKeys")) {
-                keys.push(key_value(&k, env).map_err(|e| format!("models.providers.{id}.{e}"))?);
+                keys.push(
+                    key_value(&k, env, state_dir)
+                        .map_err(|e| format!("models.providers.{id}.{e}"))?,
+                );
             }
             if keys.is_empty()
                 && let Some(e) = ENV_PROVIDERS.iter().find(|e| e.1 == id)
                 && let Some(k) = env(e.0)
+            {
+                keys.push(k);
+            }
+            if keys.is_empty()
+                && let Some(k) = credential(state_dir, &format!("{id}.key"))
             {
                 keys.push(k);
             }
@@ -343,7 +379,14 @@ pub fn resolve(
         if providers.contains_key(id) {
             continue;
         }
-        if let Some(key) = env(var).filter(|k| !k.trim().is_empty()) {
+        let found = env(var)
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| (k, format!("env {var}")))
+            .or_else(|| {
+                credential(state_dir, &format!("{id}.key"))
+                    .map(|k| (k, format!("credentials/{id}.key")))
+            });
+        if let Some((key, source)) = found {
             providers.insert(
                 id.to_owned(),
                 ProviderSpec {
@@ -358,7 +401,7 @@ pub fn resolve(
                         context_window: None,
                         max_tokens: None,
                     }],
-                    source: format!("env {var}"),
+                    source,
                 },
             );
         }
@@ -644,6 +687,23 @@ mod tests {
             !format!("{local:?}").contains("k1"),
             "Debug never shows keys"
         );
+    }
+
+    #[test]
+    fn keys_can_live_in_the_credentials_directory() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("credentials")).unwrap();
+        std::fs::write(d.path().join("credentials/anthropic.key"), "sk-ant-file\n").unwrap();
+        std::fs::write(d.path().join("credentials/mine"), "k-mine").unwrap();
+        let cfg = json!({"models": {"providers": {
+            "local": {"baseUrl": "http://127.0.0.1:9/v1", "apiKey": "file:mine"}}}});
+        let c = resolve(&cfg, d.path(), &env_of(&[])).unwrap();
+        assert_eq!(c.providers["anthropic"].keys, ["sk-ant-file"]);
+        assert_eq!(c.providers["anthropic"].source, "credentials/anthropic.key");
+        assert_eq!(c.providers["local"].keys, ["k-mine"]);
+        let bad = json!({"models": {"providers": {"x": {"baseUrl": "http://h", "apiKey": "file:../etc/passwd"}}}});
+        let e = resolve(&bad, d.path(), &env_of(&[])).unwrap_err();
+        assert!(e.contains("directly inside credentials/"), "{e}");
     }
 
     #[test]

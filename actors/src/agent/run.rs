@@ -203,6 +203,8 @@ pub struct TurnInput {
     /// The summary of what was compacted before (the cold layer), if any.
     pub summary: Option<String>,
     pub compact: Compact,
+    /// This turn's mode, overriding the agent's.
+    pub mode: Option<Mode>,
 }
 
 /// When a turn first summarises older history into the session's summary.
@@ -250,17 +252,18 @@ pub async fn run_turn(
     emit: &(dyn Fn(TurnEvent) + Send + Sync),
 ) -> TurnOutput {
     let mut out = TurnOutput::default();
+    let mode = input.mode.unwrap_or(rt.spec.mode);
     if rt.spec.models.is_empty() {
         out.error = Some(super::config::AgentsConfig::no_model_help().to_owned());
         return out;
     }
-    let tools = if rt.spec.mode == Mode::Fast {
+    let tools = if mode == Mode::Fast {
         Vec::new()
     } else {
         rt.tool_specs()
     };
     let mut thinking = input.thinking.unwrap_or(rt.spec.thinking);
-    if rt.spec.mode == Mode::Deep && thinking == Thinking::Off {
+    if mode == Mode::Deep && thinking == Thinking::Off {
         thinking = Thinking::High;
     }
     let mut system = input.system.clone();
@@ -299,7 +302,7 @@ pub async fn run_turn(
     messages.push(Message::User {
         content: input.message.clone(),
     });
-    let max_calls = if rt.spec.mode == Mode::Fast {
+    let max_calls = if mode == Mode::Fast {
         1
     } else {
         rt.spec.max_iterations
@@ -361,7 +364,7 @@ pub async fn run_turn(
             out.messages.push(m);
         }
     }
-    if rt.spec.mode == Mode::Deep && out.error.is_none() {
+    if mode == Mode::Deep && out.error.is_none() {
         // Self-critique: one more call that checks the answer and corrects it if needed.
         messages.push(Message::User {
             content: "Check your answer above for mistakes and omissions. Reply with the final answer only, corrected if needed.".into(),

@@ -341,7 +341,7 @@ const PROVIDER: &[Field] = &[
     field(
         "apiKey",
         Kind::String,
-        "API key; \"env:NAME\" reads it from the environment at start",
+        "API key; \"env:NAME\" reads it from the environment, \"file:NAME\" from credentials/NAME (default: credentials/<provider>.key when present)",
     )
     .secret(),
     field(

@@ -62,15 +62,35 @@ async fn session_and_key(
 }
 
 /// Accepts a message; `{runId, status: started|queued, sessionKey}`.
-pub(super) async fn send(
-    ctx: &ChatContext,
-    key: Option<String>,
-    agent: Option<String>,
-    text: String,
-    thinking: Option<&str>,
-    stream: Option<super::TextStream>,
-    compact: bool,
-) -> Result<Value, ErrorShape> {
+/// A message (or a compaction) to hand to a session.
+#[derive(Default)]
+pub(super) struct Outgoing<'a> {
+    pub key: Option<String>,
+    pub agent: Option<String>,
+    pub text: String,
+    pub thinking: Option<&'a str>,
+    pub stream: Option<super::TextStream>,
+    pub compact: bool,
+    pub mode: Option<&'a str>,
+}
+
+pub(super) async fn send(ctx: &ChatContext, out: Outgoing<'_>) -> Result<Value, ErrorShape> {
+    let Outgoing {
+        key,
+        agent,
+        text,
+        thinking,
+        stream,
+        compact,
+        mode,
+    } = out;
+    if let Some(m) = mode
+        && crate::agent::config::Mode::parse(m).is_none()
+    {
+        return Err(bad(format!(
+            "mode must be fast, standard or deep, not {m:?}"
+        )));
+    }
     let s = (ctx.sessions)().ok_or_else(unavailable)?;
     let key = match key {
         Some(k) => k,
@@ -92,6 +112,7 @@ pub(super) async fn send(
                 thinking,
                 stream,
                 compact,
+                mode: mode.map(str::to_owned),
                 reply,
             },
             Some(Duration::from_secs(10)),
@@ -140,7 +161,17 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
                         bad("chat.send needs {sessionKey?, message, thinking?}: message is missing")
                     })?
                     .to_owned();
-                send(&c, key, None, text, str_param(&p, "thinking"), None, false).await
+                send(
+                    &c,
+                    Outgoing {
+                        key,
+                        text,
+                        thinking: str_param(&p, "thinking"),
+                        mode: str_param(&p, "mode"),
+                        ..Default::default()
+                    },
+                )
+                .await
             }
         },
     );
@@ -153,12 +184,14 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
                 .to_owned();
             let accepted = send(
                 &c,
-                str_param(&p, "sessionKey").map(str::to_owned),
-                str_param(&p, "agentId").map(str::to_owned),
-                text,
-                str_param(&p, "thinking"),
-                None,
-                false,
+                Outgoing {
+                    key: str_param(&p, "sessionKey").map(str::to_owned),
+                    agent: str_param(&p, "agentId").map(str::to_owned),
+                    text,
+                    thinking: str_param(&p, "thinking"),
+                    mode: str_param(&p, "mode"),
+                    ..Default::default()
+                },
             )
             .await?;
             let timeout = p.get("timeout").and_then(Value::as_u64).unwrap_or(600);
@@ -355,8 +388,15 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
             let c = c.clone();
             async move {
                 let (_, key) = session_and_key(&c, &p).await?;
-                let accepted =
-                    send(&c, Some(key.clone()), None, String::new(), None, None, true).await?;
+                let accepted = send(
+                    &c,
+                    Outgoing {
+                        key: Some(key.clone()),
+                        compact: true,
+                        ..Default::default()
+                    },
+                )
+                .await?;
                 let run_id = accepted["runId"].as_str().unwrap_or_default().to_owned();
                 let summary = wait(&c, key.clone(), run_id, Duration::from_secs(300)).await?;
                 let meta: Option<SessionMeta> = c

@@ -136,6 +136,9 @@ pub struct Pending {
     /// How often a turn for it has crashed (a retried turn gives up after a second crash).
     #[serde(default)]
     pub attempts: u32,
+    /// fast | standard | deep for this turn only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     /// Not a message: compact the history now (`sessions.compact`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub compact: bool,
@@ -215,6 +218,8 @@ pub enum SessionsMsg {
         stream: Option<TextStream>,
         /// Not a message: compact the session's history (`text` is ignored).
         compact: bool,
+        /// fast | standard | deep for this turn only.
+        mode: Option<String>,
         reply: RpcReplyPort<Result<(String, &'static str), String>>,
     },
     Abort {
@@ -371,6 +376,7 @@ impl Actor for SessionsActor {
                 thinking,
                 stream,
                 compact,
+                mode,
                 reply,
             } => {
                 let session = match state.session(&myself, &key).await {
@@ -387,6 +393,7 @@ impl Actor for SessionsActor {
                     received_at: now_ms(),
                     attempts: 0,
                     compact,
+                    mode,
                 };
                 // Durable before it is acknowledged.
                 let seq = match state.shared.store.inbox_push(&key, &pending) {
@@ -855,6 +862,10 @@ impl SessionState {
             system: prompt.system,
             thinking: pending.thinking,
             summary: self.meta.summary.clone(),
+            mode: pending
+                .mode
+                .as_deref()
+                .and_then(crate::agent::config::Mode::parse),
             compact: if pending.compact {
                 crate::agent::run::Compact::Only
             } else {

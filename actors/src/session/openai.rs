@@ -25,7 +25,7 @@ use ractor::ActorRef;
 use ractor::rpc::CallResult;
 use serde_json::{Value, json};
 
-use super::methods::{ChatContext, send, wait};
+use super::methods::{ChatContext, Outgoing, send, wait};
 use crate::gateway::GatewayMsg;
 
 /// Finds the running gateway (for auth checks).
@@ -150,12 +150,13 @@ async fn completions(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let accepted = match send(
         &api.chat,
-        Some(key.clone()),
-        Some(agent),
-        text,
-        None,
-        streaming.then_some(tx),
-        false,
+        Outgoing {
+            key: Some(key.clone()),
+            agent: Some(agent),
+            text,
+            stream: streaming.then_some(tx),
+            ..Default::default()
+        },
     )
     .await
     {
