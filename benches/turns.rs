@@ -167,7 +167,7 @@ fn main() {
             max_tokens: None,
         };
         for _ in 0..50 {
-            let s = providers::stream_chat(&agent.http, &ep, &req).await.unwrap();
+            let s = providers::stream_chat(agent.http(), &ep, &req).await.unwrap();
             providers::collect(s).await.unwrap();
             one_turn(&sessions, "agent:main:warmup").await;
         }
@@ -175,7 +175,7 @@ fn main() {
         let mut full = Vec::with_capacity(turns);
         for i in 0..turns {
             let t = Instant::now();
-            let s = providers::stream_chat(&agent.http, &ep, &req).await.unwrap();
+            let s = providers::stream_chat(agent.http(), &ep, &req).await.unwrap();
             providers::collect(s).await.unwrap();
             direct.push(t.elapsed());
             let key = format!("agent:main:bench-{}", i % 50);

@@ -98,16 +98,37 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
     let p = args.prepared;
     let mut agents_config = p.agents.clone();
     if agents_config.needs_models() {
-        // Zero configuration: a local Ollama. A closed port answers at once, so this
-        // costs nothing when there is none.
-        let http = pincer_actors::agent::providers::http_client();
-        match tokio::time::timeout(
-            Duration::from_secs(2),
-            pincer_actors::agent::providers::ollama_models(&http, &p.ollama),
-        )
-        .await
+        // Zero configuration: a local Ollama. A refused TCP connect answers at once, and
+        // only a listening port is worth an HTTP client (building one parses the TLS roots).
+        let listening = match p
+            .ollama
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
         {
-            Ok(Ok(models)) if !models.is_empty() => {
+            Some(hostport) => matches!(
+                tokio::time::timeout(
+                    Duration::from_millis(500),
+                    tokio::net::TcpStream::connect(hostport)
+                )
+                .await,
+                Ok(Ok(_))
+            ),
+            None => false,
+        };
+        let found = if listening {
+            let http = pincer_actors::agent::providers::http_client();
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                pincer_actors::agent::providers::ollama_models(&http, &p.ollama),
+            )
+            .await
+            .ok()
+        } else {
+            None
+        };
+        match found {
+            Some(Ok(models)) if !models.is_empty() => {
                 tracing::info!(base = %p.ollama, models = models.len(), "using the local Ollama");
                 agents_config.add_ollama(&p.ollama, &models);
             }

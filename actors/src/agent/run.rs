@@ -86,7 +86,9 @@ pub struct AgentRuntime {
     pub spec: AgentSpec,
     pub providers: BTreeMap<String, ProviderSpec>,
     pub exec: ExecPolicy,
-    pub http: reqwest::Client,
+    /// Built on the first model call (building it parses the TLS root store, which a
+    /// gateway with no model never needs).
+    http: std::sync::OnceLock<reqwest::Client>,
     pub cooldowns: Arc<Cooldowns>,
     pub tools: Vec<Arc<dyn Tool>>,
     pub processes: Arc<ProcessTable>,
@@ -113,7 +115,7 @@ impl AgentRuntime {
             spec,
             providers,
             exec,
-            http: providers::http_client(),
+            http: std::sync::OnceLock::new(),
             cooldowns,
             processes: Arc::new(ProcessTable::new()),
             approvals,
@@ -146,6 +148,11 @@ impl AgentRuntime {
                     .context_window
             })
             .unwrap_or(128_000) as usize
+    }
+
+    /// The HTTP client for model calls (shared by every agent; created on first use).
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(providers::http_client)
     }
 
     pub fn tool_specs(&self) -> Vec<ToolSpec> {
@@ -597,7 +604,7 @@ async fn call_once(
     req: &ChatRequest,
     emit: &(dyn Fn(TurnEvent) + Send + Sync),
 ) -> Result<CallResult, ProviderError> {
-    let mut stream = providers::stream_chat(&rt.http, ep, req).await?;
+    let mut stream = providers::stream_chat(rt.http(), ep, req).await?;
     let mut r = CallResult {
         text: String::new(),
         tool_calls: Vec::new(),
