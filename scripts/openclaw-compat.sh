@@ -67,11 +67,14 @@ PINCER="$PWD/target/debug/pincer"
 
 WORK="$(mktemp -d)"
 GW_PID=""
+MOCK_PID=""
 cleanup() {
-  if [ -n "$GW_PID" ]; then
-    kill "$GW_PID" 2>/dev/null || true
-    wait "$GW_PID" 2>/dev/null || true
-  fi
+  for pid in "$GW_PID" "$MOCK_PID"; do
+    if [ -n "$pid" ]; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -81,6 +84,19 @@ PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 TOKEN="compat-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
 URL="ws://127.0.0.1:$PORT"
 GW_LOG="$WORK/gateway.log"
+
+# The agent checks need a model: Pincer's own mock LLM (OpenAI wire format) on loopback.
+MOCK_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+"$PINCER" mock-llm --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 &
+MOCK_PID=$!
+mkdir -p "$WORK/pincer-home"
+cat >"$WORK/pincer-home/pincer.json" <<EOF
+{
+  models: { providers: { mock: { api: "openai-completions", baseUrl: "http://127.0.0.1:$MOCK_PORT/v1",
+    apiKey: "mock", models: [{ id: "mock-model" }] } } },
+  agents: { defaults: { model: "mock/mock-model" } },
+}
+EOF
 
 log "starting pincer gateway on 127.0.0.1:$PORT"
 PINCER_HOME="$WORK/pincer-home" PINCER_GATEWAY_TOKEN="$TOKEN" "$PINCER" gateway --port "$PORT" >"$GW_LOG" 2>&1 &
@@ -185,6 +201,14 @@ expect 'wrong token: INVALID_REQUEST "unauthorized: gateway token mismatch ..."'
   'd["error"]["code"] == "INVALID_REQUEST" and d["error"]["message"].startswith("unauthorized: gateway token mismatch")'
 expect "wrong token: error.details.code AUTH_TOKEN_MISMATCH (long-lived clients stop retrying on it)" 1 \
   'd["error"]["details"]["code"] == "AUTH_TOKEN_MISMATCH"'
+
+oc_t agent --params '{"message":"hello from openclaw","idempotencyKey":"oc-agent-1"}' --expect-final --timeout 30000
+expect 'agent --expect-final: a turn through the mock model, {status: ok, summary.text}' 0 \
+  'd["status"] == "ok" and d["summary"]["text"] == "mock reply to: hello from openclaw"'
+
+oc_t chat.history --params '{"sessionKey":"agent:main:main"}'
+expect "chat.history: the turn is in the main session's transcript" 0 \
+  '[m["content"] for m in d["messages"] if m["role"] == "user"] == ["hello from openclaw"]'
 
 if ! kill -0 "$GW_PID" 2>/dev/null; then
   failed=$((failed + 1)); printf 'FAIL  the gateway died during the checks\n'
