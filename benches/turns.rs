@@ -144,6 +144,7 @@ fn main() {
                 main_key: "main".into(),
                 events: Arc::new(|_: &str, _| {}),
                 faults: FaultHandle::new(),
+                collect: true,
             },
         )
         .await

@@ -303,8 +303,15 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
             faults.clone(),
         );
         let (default_agent, main_key) = (p.agents.default_agent.clone(), p.agents.main_key.clone());
+        let collect = p
+            .loaded
+            .value
+            .pointer("/session/queueMode")
+            .and_then(serde_json::Value::as_str)
+            != Some("followup");
         ChildSpec::new("sessions", "sessions", move |ctx| {
             let args = SessionsArgs {
+                collect,
                 store: store.clone(),
                 agents: agents.clone(),
                 default_agent: default_agent.clone(),

@@ -628,3 +628,55 @@ async fn a_running_turn_can_be_aborted_and_the_session_goes_on() {
         "the aborted message is recorded with its outcome"
     );
 }
+
+#[tokio::test]
+async fn messages_sent_during_a_turn_are_answered_together_in_the_next() {
+    let (_dir, _home, llm, _gw, mut s) = started().await;
+    llm.push(Step::fault(pincer_mockllm::Fault::Slow {
+        per_event_ms: 100,
+    }));
+    llm.push(Step::text("both answered"));
+    let mut runs = Vec::new();
+    for (i, m) in ["first", "second", "third"].iter().enumerate() {
+        let r = s
+            .request(
+                "chat.send",
+                Some(json!({"sessionKey": "agent:main:main", "message": m,
+                            "idempotencyKey": format!("q{i}")})),
+            )
+            .await
+            .unwrap();
+        runs.push((r["runId"].as_str().unwrap().to_owned(), r["status"].clone()));
+    }
+    assert_eq!(runs[0].1, "started");
+    assert_eq!(runs[1].1, "queued");
+    let mut finals = std::collections::HashMap::new();
+    let mut pending: Vec<Value> = std::mem::take(&mut s.events);
+    while finals.len() < 3 {
+        let f = if pending.is_empty() {
+            tokio::time::timeout(Duration::from_secs(20), s.next_frame())
+                .await
+                .expect("three answers")
+                .unwrap()
+        } else {
+            pending.remove(0)
+        };
+        if f["event"] == "chat" && f["payload"]["state"] == "final" {
+            finals.insert(
+                f["payload"]["runId"].as_str().unwrap().to_owned(),
+                f["payload"]["message"]["content"][0]["text"].clone(),
+            );
+        }
+    }
+    assert_eq!(finals[&runs[1].0], "both answered");
+    assert_eq!(finals[&runs[2].0], "both answered");
+    let reqs = llm.requests();
+    assert_eq!(reqs.len(), 2, "two model calls for three messages");
+    let last = reqs[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["content"], "second\n\nthird");
+}

@@ -52,6 +52,7 @@ async fn an_idle_session_pauses_and_resumes_with_its_transcript() {
             main_key: "main".into(),
             events,
             faults: FaultHandle::new(),
+            collect: true,
         },
     )
     .await

@@ -131,6 +131,13 @@ const SESSION: &[Field] = &[
         "How direct messages map to sessions",
     )
     .default("\"main\""),
+    field(
+        "queueMode",
+        Kind::Enum(&["collect", "followup"]),
+        "Messages that arrive during a turn: collect (answered together in the next turn) or followup (one turn each)",
+    )
+    .default("\"collect\"")
+    .restart(),
 ];
 
 const LOGGING: &[Field] = &[field(
@@ -1013,6 +1020,7 @@ mod tests {
                 "gateway.port",
                 "gateway.bind",
                 "gateway.customBindHost",
+                "session.queueMode",
                 "agents",
                 "models",
                 "tools"

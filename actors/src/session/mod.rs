@@ -197,6 +197,9 @@ pub struct SessionsArgs {
     pub events: EventSink,
     /// Faults for `session` and `run` actors (tests and `--inject-fault`).
     pub faults: FaultHandle,
+    /// Messages that arrive during a turn are answered together in the next one
+    /// (`session.queueMode` "collect"), instead of one turn each ("followup").
+    pub collect: bool,
 }
 
 struct Shared {
@@ -206,6 +209,7 @@ struct Shared {
     main_key: String,
     events: EventSink,
     faults: FaultHandle,
+    collect: bool,
 }
 
 pub enum SessionsMsg {
@@ -348,6 +352,7 @@ impl Actor for SessionsActor {
                 main_key: args.main_key,
                 events: args.events,
                 faults: args.faults,
+                collect: args.collect,
             }),
             live: HashMap::new(),
             restarts: HashMap::new(),
@@ -592,7 +597,10 @@ pub struct SessionArgs {
 struct Running {
     run_id: String,
     seq: u64,
+    /// What the turn answers: the first message, with the text of any collected ones.
     pending: Pending,
+    /// The inbox messages this turn answers (the first, then those collected into it).
+    parts: Vec<(u64, Pending)>,
     actor: ActorRef<RunMsg>,
     /// Chat event sequence of this run.
     event_seq: u64,
@@ -800,11 +808,12 @@ impl Actor for SessionActor {
             // The run crashed (or was killed) mid-turn: its message is still in the
             // inbox. Retry once, then fail visibly.
             let reason = reason.unwrap_or_else(|| "stopped".into());
-            let mut pending = running.pending.clone();
-            pending.attempts += 1;
-            if pending.attempts < 2 {
+            if running.pending.attempts < 1 {
                 warn!(session = %state.key, run_id = %running.run_id, %reason, "run crashed mid-turn; retrying it");
-                state.queue.push_front((running.seq, pending));
+                for (seq, mut p) in running.parts.iter().cloned().rev() {
+                    p.attempts += 1;
+                    state.queue.push_front((seq, p));
+                }
             } else {
                 let out = TurnOutput {
                     error: Some(format!(
@@ -841,9 +850,28 @@ impl SessionState {
         if self.running.is_some() {
             return;
         }
-        let Some((seq, pending)) = self.queue.pop_front() else {
+        let Some((seq, first)) = self.queue.pop_front() else {
             return;
         };
+        // Messages that arrived during the previous turn are answered together.
+        let mut parts = vec![(seq, first.clone())];
+        if self.shared.collect && !first.compact {
+            while let Some((s, p)) = self.queue.pop_front() {
+                if p.compact {
+                    self.queue.push_front((s, p));
+                    break;
+                }
+                parts.push((s, p));
+            }
+        }
+        let mut pending = first;
+        if parts.len() > 1 {
+            pending.text = parts
+                .iter()
+                .map(|(_, p)| p.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n");
+        }
         let main_session =
             self.key == format!("agent:{}:{}", self.agent.spec.id, self.shared.main_key);
         let prompt = prompt::assemble(PromptInput {
@@ -889,6 +917,7 @@ impl SessionState {
                     run_id: pending.run_id.clone(),
                     seq,
                     pending,
+                    parts,
                     actor: r,
                     event_seq: 0,
                     aborted: false,
@@ -896,12 +925,12 @@ impl SessionState {
             }
             Err(e) => {
                 warn!(session = %self.key, error = %e, "could not start a run");
-                let running_stub = (seq, pending);
                 let out = TurnOutput {
                     error: Some(format!("could not start the turn: {e}")),
                     ..Default::default()
                 };
-                self.record(running_stub.0, &running_stub.1, out);
+                let seqs: Vec<u64> = parts.iter().map(|(s, _)| *s).collect();
+                self.record(&seqs, &pending, out);
             }
         }
     }
@@ -958,10 +987,29 @@ impl SessionState {
     }
 
     fn finish(&mut self, running: Running, out: TurnOutput) {
-        let seq = running.seq;
-        let aborted = running.aborted;
         let event_seq = running.event_seq + 1;
-        let summary = self.record(seq, &running.pending, out);
+        let seqs: Vec<u64> = running.parts.iter().map(|(s, _)| *s).collect();
+        let summary = self.record(&seqs, &running.pending, out);
+        // Messages collected into this turn get the same answer under their own run ids.
+        let mut summaries = vec![summary.clone()];
+        for (_, p) in running.parts.iter().skip(1) {
+            let s = RunSummary {
+                run_id: p.run_id.clone(),
+                ..summary.clone()
+            };
+            for w in self.waiters.remove(&p.run_id).unwrap_or_default() {
+                let _ = w.send(s.clone());
+            }
+            self.streams.remove(&p.run_id);
+            self.finished.push_back(s.clone());
+            summaries.push(s);
+        }
+        for summary in summaries {
+            self.emit_final(&summary, event_seq);
+        }
+    }
+
+    fn emit_final(&self, summary: &RunSummary, event_seq: u64) {
         let state = match summary.status.as_str() {
             "ok" => "final",
             "aborted" => "aborted",
@@ -977,12 +1025,11 @@ impl SessionState {
         } else if let Some(e) = &summary.error {
             payload["errorMessage"] = json!(e);
         }
-        let _ = aborted;
         self.emit_chat(payload);
     }
 
     /// Appends the turn to the transcript and clears its inbox row in one commit.
-    fn record(&mut self, seq: u64, pending: &Pending, out: TurnOutput) -> RunSummary {
+    fn record(&mut self, seqs: &[u64], pending: &Pending, out: TurnOutput) -> RunSummary {
         let now = now_ms();
         let run_id = pending.run_id.clone();
         let aborted = out.error.as_deref() == Some("aborted");
@@ -1038,7 +1085,7 @@ impl SessionState {
         if let Err(e) = self
             .shared
             .store
-            .complete_turn(&self.key, seq, &self.meta, &entries)
+            .complete_turn(&self.key, seqs, &self.meta, &entries)
         {
             warn!(session = %self.key, error = %e, "could not record the turn");
         }

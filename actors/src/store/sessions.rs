@@ -160,11 +160,11 @@ impl Store {
     }
 
     /// Writes a session's metadata, appends the turn's entries and removes the answered
-    /// inbox message, in one durable commit: either the turn happened or it is still due.
+    /// inbox messages, in one durable commit: either the turn happened or it is still due.
     pub fn complete_turn<M: Serialize, E: Serialize>(
         &self,
         key: &str,
-        inbox_seq: u64,
+        inbox_seqs: &[u64],
         meta: &M,
         entries: &[E],
     ) -> Result<u64, StoreError> {
@@ -181,7 +181,9 @@ impl Store {
             s.insert(key, to_json(meta).as_slice())
                 .map_err(|e| self.db_err(e))?;
             let mut inbox = tx.open_table(INBOX).map_err(|e| self.db_err(e))?;
-            inbox.remove((key, inbox_seq)).map_err(|e| self.db_err(e))?;
+            for seq in inbox_seqs {
+                inbox.remove((key, *seq)).map_err(|e| self.db_err(e))?;
+            }
             seq
         };
         tx.commit().map_err(|e| self.db_err(e))?;
@@ -268,7 +270,7 @@ mod tests {
             let last = s
                 .complete_turn(
                     "agent:main:main",
-                    1,
+                    &[1],
                     &json!({"turns": 1}),
                     &[json!({"role": "user"}), json!({"role": "assistant"})],
                 )
