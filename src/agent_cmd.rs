@@ -54,7 +54,8 @@ pub async fn agent(globals: &Globals, args: AgentArgs) -> ExitCode {
     if let Some(k) = &args.session {
         params["sessionKey"] = json!(k);
     } else if let Some(a) = &args.agent {
-        params["sessionKey"] = json!(format!("agent:{a}:main"));
+        // The gateway picks that agent's main session (agent:<id>:<session.mainKey>).
+        params["agentId"] = json!(a);
     }
     if let Some(t) = &args.thinking {
         params["thinking"] = json!(t);
@@ -170,13 +171,16 @@ pub async fn chat(globals: &Globals, args: ChatArgs) -> ExitCode {
         Ok(s) => s,
         Err(c) => return c,
     };
-    let key = match (&args.session, &args.agent) {
-        (Some(k), _) => k.clone(),
-        (None, Some(a)) => format!("agent:{a}:main"),
-        (None, None) => match session.request("agents.list", None).await {
+    let key = match &args.session {
+        Some(k) => k.clone(),
+        // The agent's main session: agent:<id>:<session.mainKey>.
+        None => match session.request("agents.list", None).await {
             Ok(v) => format!(
                 "agent:{}:{}",
-                v["defaultId"].as_str().unwrap_or("main"),
+                args.agent
+                    .as_deref()
+                    .or(v["defaultId"].as_str())
+                    .unwrap_or("main"),
                 v["mainKey"].as_str().unwrap_or("main")
             ),
             Err(e) => return fail(e),

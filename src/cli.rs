@@ -46,7 +46,7 @@ pub enum Command {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
-    /// Check the config, state directory, port, token and Docker; exits 1 on problems
+    /// Check the config, state directory, port, token, model and Docker; exits 1 on problems
     Doctor {
         /// Print the findings as JSON
         #[arg(long)]

@@ -680,3 +680,35 @@ async fn messages_sent_during_a_turn_are_answered_together_in_the_next() {
         .clone();
     assert_eq!(last["content"], "second\n\nthird");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pincer_agent_streams_one_reply_and_fails_with_exit_1() {
+    let (_dir, home, llm, gw, _s) = started().await;
+    llm.push(Step::text("streamed to the terminal"));
+    let (url, h) = (gw.url(), home.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        pincer(
+            &h,
+            &["agent", "-m", "hello", "--agent", "main", "--url", &url],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "streamed to the terminal"
+    );
+    llm.push(Step::status(400));
+    let (url, h) = (gw.url(), home.clone());
+    let out =
+        tokio::task::spawn_blocking(move || pincer(&h, &["agent", "-m", "again", "--url", &url]))
+            .await
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("rejected the request"),
+        "{}",
+        text(&out)
+    );
+}

@@ -456,3 +456,13 @@ async fn modes_fast_without_tools_and_deep_with_thinking_and_a_critique_pass() {
             .contains("Check your answer")
     );
 }
+
+#[tokio::test]
+async fn a_models_max_tokens_from_the_config_is_sent() {
+    let mut s = setup(&["k"], &["m1"], |_, _| {}).await;
+    s.rt.providers.get_mut("mock").unwrap().models[0].max_tokens = Some(321);
+    s.llm.push(Step::text("ok"));
+    let (out, _) = turn(&s.rt, "hi", None).await;
+    assert_eq!(out.text, "ok");
+    assert_eq!(s.llm.requests()[0].body["max_tokens"], 321);
+}

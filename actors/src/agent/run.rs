@@ -502,6 +502,12 @@ async fn call_with_failover(
             loop {
                 req.model = mref.model.clone();
                 req.thinking = *thinking;
+                // The model's `maxTokens` from the config, when it has one.
+                req.max_tokens = provider
+                    .models
+                    .iter()
+                    .find(|m| m.id == mref.model)
+                    .and_then(|m| m.max_tokens);
                 let ep = endpoint(rt, provider, idx);
                 let result = call_once(rt, &ep, &req, emit).await;
                 rt.metrics.model_call(

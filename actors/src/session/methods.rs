@@ -165,6 +165,7 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
                     &c,
                     Outgoing {
                         key,
+                        agent: str_param(&p, "agentId").map(str::to_owned),
                         text,
                         thinking: str_param(&p, "thinking"),
                         mode: str_param(&p, "mode"),
