@@ -102,6 +102,8 @@ pub struct AgentSpec {
     pub timeout: Duration,
     pub bootstrap_max_chars: usize,
     pub history_turns: usize,
+    /// Turns of this agent running at once (`agents.defaults.maxConcurrent`).
+    pub max_concurrent: usize,
     /// "none" | "ro" | "rw".
     pub workspace_access: String,
     pub tool_profile: String,
@@ -123,6 +125,7 @@ impl AgentSpec {
             timeout: Duration::from_secs(600),
             bootstrap_max_chars: 4000,
             history_turns: 40,
+            max_concurrent: 4,
             workspace_access: "rw".into(),
             tool_profile: "coding".into(),
             tools_allow: Vec::new(),
@@ -445,6 +448,7 @@ pub fn resolve(
         timeout: Duration::from_secs(u64_at(&d, &["timeoutSeconds"]).unwrap_or(600)),
         bootstrap_max_chars: u64_at(&d, &["bootstrapMaxChars"]).unwrap_or(4000) as usize,
         history_turns: u64_at(&d, &["historyTurns"]).unwrap_or(40) as usize,
+        max_concurrent: u64_at(&d, &["maxConcurrent"]).unwrap_or(4).max(1) as usize,
         workspace_access: str_at(&d, &["workspaceAccess"]).unwrap_or("rw").to_owned(),
         tool_profile: str_at(config, &["tools", "profile"])
             .unwrap_or("coding")

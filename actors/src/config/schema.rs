@@ -274,6 +274,12 @@ const AGENT_DEFAULTS: &[Field] = &[
     )
     .default("false"),
     field(
+        "maxConcurrent",
+        Kind::Int { min: 1, max: 1000 },
+        "Turns an agent runs at once across its sessions; more wait their turn",
+    )
+    .default("4"),
+    field(
         "historyTurns",
         Kind::Int { min: 1, max: 10_000 },
         "Recent turns kept in memory and sent to the model (older ones stay in the store)",
@@ -530,7 +536,6 @@ pub const OPENCLAW_ONLY: &[&str] = &[
     "agents.defaults.verboseDefault",
     "agents.defaults.elevatedDefault",
     "agents.defaults.contextTokens",
-    "agents.defaults.maxConcurrent",
     "agents.defaults.compaction",
     "agents.defaults.contextPruning",
     "agents.defaults.blockStreamingDefault",
