@@ -163,7 +163,7 @@ fn main() {
             model: "mock-model".into(),
             system: "s".into(),
             messages: vec![Message::User { content: "hello".into() }],
-            tools: agent.tool_specs(),
+            tools: agent.tool_specs().to_vec(),
             thinking: Thinking::Off,
             max_tokens: None,
         };

@@ -5,39 +5,17 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use pincer_actors::protocol::ConnectAuth;
 use serde_json::{Value, json};
 
 use crate::cli::{AgentArgs, AgentsCmd, ChatArgs, ClientArgs, SessionsCmd};
-use crate::client::{CallOptions, ClientError, Session};
-use crate::setup::{self, Globals};
-
-fn options(globals: &Globals, args: &ClientArgs) -> Result<CallOptions, ExitCode> {
-    let target = setup::client_target(globals, args).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(2)
-    })?;
-    Ok(CallOptions {
-        url: target.url,
-        auth: ConnectAuth {
-            token: target.token,
-            password: target.password,
-            ..Default::default()
-        },
-        timeout: Duration::from_millis(args.timeout),
-        scopes: None,
-    })
-}
+use crate::client::Session;
+use crate::commands::{call_options, fail, print_json, run};
+use crate::setup::Globals;
 
 /// Connects and completes the handshake, or says why not.
 async fn open(globals: &Globals, args: &ClientArgs) -> Result<Session, ExitCode> {
-    let opts = options(globals, args)?;
+    let opts = call_options(globals, args)?;
     Session::connect(&opts).await.map_err(fail)
-}
-
-fn fail(e: ClientError) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::from(e.exit_code())
 }
 
 /// Sends one message and streams the reply: text to stdout, tool activity and failover
@@ -114,7 +92,7 @@ async fn stream_reply(
             }
             (Some("chat"), Some("final")) => {
                 if json_out {
-                    println!("{}", serde_json::to_string_pretty(p).unwrap_or_default());
+                    print_json(p);
                 } else {
                     println!();
                 }
@@ -122,7 +100,7 @@ async fn stream_reply(
             }
             (Some("chat"), Some(state @ ("error" | "aborted"))) => {
                 if json_out {
-                    println!("{}", serde_json::to_string_pretty(p).unwrap_or_default());
+                    print_json(p);
                 } else {
                     eprintln!(
                         "\nerror ({state}): {}",
@@ -240,16 +218,12 @@ pub async fn sessions(globals: &Globals, cmd: SessionsCmd) -> ExitCode {
             Some(json!({"key": key, "idempotencyKey": uuid::Uuid::new_v4().to_string()})),
         ),
     };
-    let opts = match options(globals, client) {
-        Ok(o) => o,
+    let v = match run(globals, client, method, params).await {
+        Ok(v) => v,
         Err(c) => return c,
     };
-    let v = match crate::client::call(&opts, method, params).await {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
     if client.json {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        print_json(&v);
         return ExitCode::SUCCESS;
     }
     match cmd {
@@ -301,16 +275,12 @@ pub async fn agents(globals: &Globals, cmd: AgentsCmd) -> ExitCode {
             *full,
         ),
     };
-    let opts = match options(globals, client) {
-        Ok(o) => o,
+    let v = match run(globals, client, method, params).await {
+        Ok(v) => v,
         Err(c) => return c,
     };
-    let v = match crate::client::call(&opts, method, params).await {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
     if client.json {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        print_json(&v);
         return ExitCode::SUCCESS;
     }
     if method == "agents.list" {

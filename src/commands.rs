@@ -90,17 +90,13 @@ pub async fn status(globals: &Globals, args: ClientArgs) -> ExitCode {
     }
 }
 
-async fn run(
-    globals: &Globals,
-    args: &ClientArgs,
-    method: &str,
-    params: Option<Value>,
-) -> Result<Value, ExitCode> {
+/// Where and how a client command reaches the gateway, or exit code 2 with the reason.
+pub fn call_options(globals: &Globals, args: &ClientArgs) -> Result<CallOptions, ExitCode> {
     let target = setup::client_target(globals, args).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })?;
-    let opts = CallOptions {
+    Ok(CallOptions {
         url: target.url,
         auth: ConnectAuth {
             token: target.token,
@@ -109,11 +105,24 @@ async fn run(
         },
         timeout: Duration::from_millis(args.timeout),
         scopes: None,
-    };
-    client::call(&opts, method, params).await.map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(e.exit_code())
     })
+}
+
+/// Reports a client error and gives its exit code.
+pub fn fail(e: client::ClientError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+/// Calls one method on the gateway `args` names; errors are printed.
+pub async fn run(
+    globals: &Globals,
+    args: &ClientArgs,
+    method: &str,
+    params: Option<Value>,
+) -> Result<Value, ExitCode> {
+    let opts = call_options(globals, args)?;
+    client::call(&opts, method, params).await.map_err(fail)
 }
 
 fn parse_params(raw: &str) -> Result<Value, String> {
@@ -128,7 +137,7 @@ fn parse_params(raw: &str) -> Result<Value, String> {
 }
 
 /// Prints to stdout; a closed pipe (`| head`) is not an error.
-fn print_json(v: &Value) {
+pub fn print_json(v: &Value) {
     use std::io::Write;
     let text = serde_json::to_string_pretty(v).expect("JSON prints");
     let _ = writeln!(std::io::stdout().lock(), "{text}");

@@ -18,8 +18,13 @@ async fn mock() -> MockLlm {
 }
 
 fn write_config(home: &Path, mock: &MockLlm) {
+    write_config_with(home, mock, json!({}));
+}
+
+/// The mock-model config with `extra` merged in (JSON merge patch).
+fn write_config_with(home: &Path, mock: &MockLlm, extra: Value) {
     std::fs::create_dir_all(home).unwrap();
-    let cfg = json!({
+    let mut cfg = json!({
         "models": {"providers": {"mock": {
             "api": "openai-completions",
             "baseUrl": mock.base_url(MockApi::OpenAi),
@@ -28,6 +33,7 @@ fn write_config(home: &Path, mock: &MockLlm) {
         }}},
         "agents": {"defaults": {"model": "mock/mock-model"}},
     });
+    pincer_actors::config::merge_patch(&mut cfg, &extra);
     std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
 }
 
@@ -39,9 +45,21 @@ async fn started() -> (
     Daemon,
     Session,
 ) {
+    started_with(json!({})).await
+}
+
+async fn started_with(
+    extra: Value,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    MockLlm,
+    Daemon,
+    Session,
+) {
     let (dir, home) = temp_home();
     let llm = mock().await;
-    write_config(&home, &llm);
+    write_config_with(&home, &llm, extra);
     let gw = Daemon::start(&home, &["--port", "0"], &[]);
     let token = read_token(&home);
     let s = connect(&gw.url(), &token).await;
@@ -629,13 +647,17 @@ async fn a_running_turn_can_be_aborted_and_the_session_goes_on() {
     );
 }
 
-#[tokio::test]
-async fn messages_sent_during_a_turn_are_answered_together_in_the_next() {
-    let (_dir, _home, llm, _gw, mut s) = started().await;
+/// Sends three messages while the first turn is slow to answer; returns each run's
+/// final text (by send order) and the model requests.
+async fn three_queued(queue_mode: &str, replies: &[&str]) -> (Vec<Value>, Vec<Value>) {
+    let (_dir, _home, llm, _gw, mut s) =
+        started_with(json!({"session": {"queueMode": queue_mode}})).await;
     llm.push(Step::fault(pincer_mockllm::Fault::Slow {
         per_event_ms: 100,
     }));
-    llm.push(Step::text("both answered"));
+    for r in replies {
+        llm.push(Step::text(*r));
+    }
     let mut runs = Vec::new();
     for (i, m) in ["first", "second", "third"].iter().enumerate() {
         let r = s
@@ -668,17 +690,47 @@ async fn messages_sent_during_a_turn_are_answered_together_in_the_next() {
             );
         }
     }
-    assert_eq!(finals[&runs[1].0], "both answered");
-    assert_eq!(finals[&runs[2].0], "both answered");
-    let reqs = llm.requests();
-    assert_eq!(reqs.len(), 2, "two model calls for three messages");
-    let last = reqs[1].body["messages"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
-    assert_eq!(last["content"], "second\n\nthird");
+    let texts = runs.iter().map(|(id, _)| finals[id].clone()).collect();
+    let bodies = llm.requests().into_iter().map(|r| r.body).collect();
+    (texts, bodies)
+}
+
+fn last_user_content(body: &Value) -> Value {
+    body["messages"].as_array().unwrap().last().unwrap()["content"].clone()
+}
+
+#[tokio::test]
+async fn messages_sent_during_a_turn_are_answered_together_in_the_next() {
+    let (texts, bodies) = three_queued("collect", &["both answered"]).await;
+    assert_eq!(texts[1], "both answered");
+    assert_eq!(texts[2], "both answered");
+    assert_eq!(bodies.len(), 2, "two model calls for three messages");
+    assert_eq!(last_user_content(&bodies[1]), "second\n\nthird");
+}
+
+#[tokio::test]
+async fn with_queue_mode_followup_each_message_gets_its_own_turn() {
+    let (texts, bodies) = three_queued("followup", &["to second", "to third"]).await;
+    assert_eq!(texts[1], "to second");
+    assert_eq!(texts[2], "to third");
+    assert_eq!(bodies.len(), 3, "one model call per message");
+    assert_eq!(last_user_content(&bodies[1]), "second");
+    assert_eq!(last_user_content(&bodies[2]), "third");
+}
+
+#[tokio::test]
+async fn a_turn_past_its_deadline_ends_with_a_clear_error() {
+    let (_dir, _home, llm, _gw, mut s) =
+        started_with(json!({"agents": {"defaults": {"timeoutSeconds": 1}}})).await;
+    llm.push(Step::fault(pincer_mockllm::Fault::Stall));
+    let (_, events) = turn(&mut s, "agent:main:main", "take your time").await;
+    let p = &events.last().unwrap()["payload"];
+    assert_eq!(p["state"], "error", "{p}");
+    let msg = p["errorMessage"].as_str().unwrap();
+    assert!(
+        msg.contains("deadline of 1s") && msg.contains("timeoutSeconds"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -711,4 +763,28 @@ async fn pincer_agent_streams_one_reply_and_fails_with_exit_1() {
         "{}",
         text(&out)
     );
+    // The sessions commands see what the turns left.
+    let url = gw.url();
+    let list = pincer(&home, &["sessions", "list", "--url", &url]);
+    assert!(
+        text(&list).contains("agent:main:main  turns 2"),
+        "{}",
+        text(&list)
+    );
+    let show = pincer(
+        &home,
+        &["sessions", "show", "agent:main:main", "--url", &url],
+    );
+    let t = text(&show);
+    assert!(
+        t.contains("user: hello") && t.contains("assistant: streamed to the terminal"),
+        "{t}"
+    );
+    let reset = pincer(
+        &home,
+        &["sessions", "reset", "agent:main:main", "--url", &url],
+    );
+    assert!(text(&reset).contains("reset"), "{}", text(&reset));
+    let list = pincer(&home, &["sessions", "list", "--url", &url]);
+    assert!(text(&list).contains("no sessions yet"), "{}", text(&list));
 }

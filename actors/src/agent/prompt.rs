@@ -117,15 +117,31 @@ pub fn assemble(input: PromptInput<'_>) -> Prompt {
     }
 }
 
-/// The size of the history part, for the report.
+/// The size of the history part: the characters of its texts and tool arguments (the
+/// wire framing around them differs by provider).
 pub fn history_part(messages: &[Message]) -> Part {
     Part {
         name: format!("history ({} messages)", messages.len()),
-        chars: messages
-            .iter()
-            .map(|m| serde_json::to_string(m).map(|s| s.len()).unwrap_or(0))
-            .sum(),
+        chars: messages.iter().map(message_chars).sum(),
         truncated: false,
+    }
+}
+
+/// Characters of one message's text and tool-call arguments, without serialising it.
+pub fn message_chars(m: &Message) -> usize {
+    match m {
+        Message::User { content } => content.len(),
+        Message::Assistant {
+            content,
+            tool_calls,
+        } => {
+            content.len()
+                + tool_calls
+                    .iter()
+                    .map(|c| c.name.len() + c.arguments.to_string().len())
+                    .sum::<usize>()
+        }
+        Message::Tool { name, content, .. } => name.len() + content.len(),
     }
 }
 

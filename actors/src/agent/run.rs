@@ -90,7 +90,11 @@ pub struct AgentRuntime {
     /// gateway with no model never needs).
     http: std::sync::OnceLock<reqwest::Client>,
     pub cooldowns: Arc<Cooldowns>,
-    pub tools: Vec<Arc<dyn Tool>>,
+    tools: Vec<Arc<dyn Tool>>,
+    /// The tools' schemas, built once: every model call sends them.
+    specs: Vec<ToolSpec>,
+    /// Their serialised size, for the context-window estimate.
+    tool_chars: usize,
     pub processes: Arc<ProcessTable>,
     pub approvals: Arc<Approvals>,
     pub connect_timeout: Duration,
@@ -113,8 +117,12 @@ impl AgentRuntime {
         metrics: crate::gateway::Metrics,
     ) -> Self {
         let slots = Arc::new(tokio::sync::Semaphore::new(spec.max_concurrent.max(1)));
+        let tools = Self::allowed_tools(&spec);
+        let specs: Vec<ToolSpec> = tools.iter().map(|t| t.spec()).collect();
         Self {
-            tools: Self::allowed_tools(&spec),
+            tool_chars: crate::agent::prompt::tool_chars(&specs),
+            tools,
+            specs,
             spec,
             providers,
             exec,
@@ -159,8 +167,8 @@ impl AgentRuntime {
         self.http.get_or_init(providers::http_client)
     }
 
-    pub fn tool_specs(&self) -> Vec<ToolSpec> {
-        self.tools.iter().map(|t| t.spec()).collect()
+    pub fn tool_specs(&self) -> &[ToolSpec] {
+        &self.specs
     }
 
     fn access(&self) -> WorkspaceAccess {
@@ -277,7 +285,7 @@ pub async fn run_turn(
     let tools = if mode == Mode::Fast {
         Vec::new()
     } else {
-        rt.tool_specs()
+        rt.tool_specs().to_vec()
     };
     let mut thinking = input.thinking.unwrap_or(rt.spec.thinking);
     if mode == Mode::Deep && thinking == Thinking::Off {
@@ -287,9 +295,10 @@ pub async fn run_turn(
     let mut messages = input.history;
     let mut summary = input.summary.clone();
     let window_chars = rt.context_window() * CHARS_PER_TOKEN;
+    // Estimated without serialising: the schemas' size is known, texts are counted.
     let size = |m: &[Message], s: &str| {
         s.len()
-            + crate::agent::prompt::tool_chars(&tools)
+            + if tools.is_empty() { 0 } else { rt.tool_chars }
             + crate::agent::prompt::history_part(m).chars
     };
     let due = input.compact == Compact::Only

@@ -166,54 +166,60 @@ const MODEL_CHOICE: &[Field] = &[
     ),
 ];
 
-const TOOL_POLICY: &[Field] = &[
-    field(
-        "profile",
-        Kind::Enum(TOOL_PROFILES),
-        "Base tool set: minimal, coding, messaging or full",
-    ),
-    field(
-        "allow",
-        Kind::StringList,
-        "Tools (or group:* names) added to the profile",
-    ),
-    field(
-        "deny",
-        Kind::StringList,
-        "Tools (or group:* names) removed; deny wins over allow",
-    ),
-];
+/// Keys an agent entry and `agents.defaults` share.
+const MODEL_FIELD: Field = field(
+    "model",
+    Kind::StringOr(MODEL_CHOICE),
+    "Model: provider/model, or {primary, fallbacks} tried in order",
+);
+const THINKING_FIELD: Field = field(
+    "thinking",
+    Kind::Enum(THINKING_LEVELS),
+    "Thinking level: off, low, medium or high",
+);
+const MODE_FIELD: Field = field(
+    "mode",
+    Kind::Enum(RUN_MODES),
+    "fast: one call, no tools; standard: the tool loop; deep: thinking plus a self-critique pass",
+);
+const WORKSPACE_ACCESS_FIELD: Field = field(
+    "workspaceAccess",
+    Kind::Enum(WORKSPACE_ACCESS),
+    "What the file tools may do in the workspace: none, ro or rw",
+);
+/// Keys `tools` and an agent's `tools` share.
+const PROFILE_FIELD: Field = field(
+    "profile",
+    Kind::Enum(TOOL_PROFILES),
+    "Base tool set: minimal, coding, messaging or full",
+);
+const ALLOW_FIELD: Field = field(
+    "allow",
+    Kind::StringList,
+    "Tools (or group:* names) added to the profile",
+);
+const DENY_FIELD: Field = field(
+    "deny",
+    Kind::StringList,
+    "Tools (or group:* names) removed; deny wins over allow",
+);
+
+const TOOL_POLICY: &[Field] = &[PROFILE_FIELD, ALLOW_FIELD, DENY_FIELD];
 
 const AGENT: &[Field] = &[
     field("id", Kind::String, "Agent id, used in session keys"),
     field("name", Kind::String, "Display name"),
     field("default", Kind::Bool, "Whether this is the default agent"),
     field("workspace", Kind::String, "Workspace directory"),
-    field(
-        "model",
-        Kind::StringOr(MODEL_CHOICE),
-        "Model for this agent: provider/model, or {primary, fallbacks}",
-    ),
-    field(
-        "thinking",
-        Kind::Enum(THINKING_LEVELS),
-        "Thinking level for this agent",
-    ),
-    field(
-        "mode",
-        Kind::Enum(RUN_MODES),
-        "Turn mode for this agent: fast, standard or deep",
-    ),
+    MODEL_FIELD,
+    THINKING_FIELD,
+    MODE_FIELD,
     field(
         "tools",
         Kind::Object(TOOL_POLICY),
         "Tool policy for this agent (replaces tools.profile/allow/deny)",
     ),
-    field(
-        "workspaceAccess",
-        Kind::Enum(WORKSPACE_ACCESS),
-        "What the file tools may do in the workspace: none, ro or rw",
-    ),
+    WORKSPACE_ACCESS_FIELD,
     field(
         "identity",
         Kind::FreeObject,
@@ -227,28 +233,14 @@ const AGENT: &[Field] = &[
 ];
 
 const AGENT_DEFAULTS: &[Field] = &[
-    field(
-        "model",
-        Kind::StringOr(MODEL_CHOICE),
-        "Default model: provider/model, or {primary, fallbacks}",
-    ),
+    MODEL_FIELD,
     field(
         "workspace",
         Kind::String,
         "Workspace directory of the default agent (default: <state dir>/workspace)",
     ),
-    field(
-        "thinking",
-        Kind::Enum(THINKING_LEVELS),
-        "Default thinking level",
-    )
-    .default("\"off\""),
-    field(
-        "mode",
-        Kind::Enum(RUN_MODES),
-        "fast: one call, no tools; standard: the tool loop; deep: thinking plus a self-critique pass",
-    )
-    .default("\"standard\""),
+    THINKING_FIELD.default("\"off\""),
+    MODE_FIELD.default("\"standard\""),
     field(
         "maxIterations",
         Kind::Int { min: 1, max: 200 },
@@ -257,13 +249,19 @@ const AGENT_DEFAULTS: &[Field] = &[
     .default("24"),
     field(
         "timeoutSeconds",
-        Kind::Int { min: 1, max: 86_400 },
+        Kind::Int {
+            min: 1,
+            max: 86_400,
+        },
         "Deadline of one turn",
     )
     .default("600"),
     field(
         "bootstrapMaxChars",
-        Kind::Int { min: 0, max: 1_000_000 },
+        Kind::Int {
+            min: 0,
+            max: 1_000_000,
+        },
         "Each workspace file injected into the system prompt is cut at this many characters",
     )
     .default("4000"),
@@ -281,16 +279,14 @@ const AGENT_DEFAULTS: &[Field] = &[
     .default("4"),
     field(
         "historyTurns",
-        Kind::Int { min: 1, max: 10_000 },
+        Kind::Int {
+            min: 1,
+            max: 10_000,
+        },
         "Recent turns kept in memory and sent to the model (older ones stay in the store)",
     )
     .default("40"),
-    field(
-        "workspaceAccess",
-        Kind::Enum(WORKSPACE_ACCESS),
-        "What the file tools may do in the workspace: none, ro or rw",
-    )
-    .default("\"rw\""),
+    WORKSPACE_ACCESS_FIELD.default("\"rw\""),
     field(
         "sandbox",
         Kind::FreeObject,
@@ -408,22 +404,9 @@ const EXEC_POLICY: &[Field] = &[
 ];
 
 const TOOLS: &[Field] = &[
-    field(
-        "profile",
-        Kind::Enum(TOOL_PROFILES),
-        "Base tool set of every agent: minimal, coding, messaging or full",
-    )
-    .default("\"coding\""),
-    field(
-        "allow",
-        Kind::StringList,
-        "Tools (or group:* names) added to the profile",
-    ),
-    field(
-        "deny",
-        Kind::StringList,
-        "Tools (or group:* names) removed; deny wins",
-    ),
+    PROFILE_FIELD.default("\"coding\""),
+    ALLOW_FIELD,
+    DENY_FIELD,
     field("exec", Kind::Object(EXEC_POLICY), "exec approvals"),
     field(
         "agentToAgent",

@@ -405,28 +405,13 @@ impl Actor for GatewayActor {
                 state.auth = auth;
             }
             GatewayMsg::CheckHttpAuth { secret, ip, reply } => {
-                let now = Instant::now();
-                let result = match state.limiter.check(ip, now) {
-                    Err(retry_after) => Err(AuthRefusal::RateLimited { retry_after }),
-                    Ok(()) => {
-                        // A bearer secret is the token, or the password in password mode.
-                        let offered = ConnectAuth {
-                            token: secret.clone(),
-                            password: secret,
-                            ..Default::default()
-                        };
-                        let r = auth::verify(&state.auth, Some(&offered));
-                        match &r {
-                            Ok(()) => state.limiter.record_success(ip),
-                            Err(e) => {
-                                state.limiter.record_failure(ip, now);
-                                warn!(%ip, reason = %e, "HTTP auth failed");
-                            }
-                        }
-                        r
-                    }
+                // A bearer secret is the token, or the password in password mode.
+                let offered = ConnectAuth {
+                    token: secret.clone(),
+                    password: secret,
+                    ..Default::default()
                 };
-                let _ = reply.send(result);
+                let _ = reply.send(state.authenticate(ip, Some(&offered), "http"));
             }
             GatewayMsg::Shutdown {
                 reason,
@@ -493,6 +478,28 @@ impl Actor for GatewayActor {
 }
 
 impl GatewayState {
+    /// Checks offered credentials with the per-address limiter: what every way in (the
+    /// WebSocket handshake, HTTP routes) goes through.
+    fn authenticate(
+        &mut self,
+        ip: IpAddr,
+        offered: Option<&ConnectAuth>,
+        via: &'static str,
+    ) -> Result<(), AuthRefusal> {
+        let now = Instant::now();
+        if let Err(retry_after) = self.limiter.check(ip, now) {
+            warn!(%ip, via, "auth attempt refused: too many failures");
+            return Err(AuthRefusal::RateLimited { retry_after });
+        }
+        if let Err(refusal) = auth::verify(&self.auth, offered) {
+            self.limiter.record_failure(ip, now);
+            warn!(%ip, via, reason = %refusal, "auth failed");
+            return Err(refusal);
+        }
+        self.limiter.record_success(ip);
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn on_join(
         &mut self,
@@ -507,17 +514,7 @@ impl GatewayState {
         if self.shutting_down.is_some() {
             return Err(AuthRefusal::ShuttingDown);
         }
-        let now = Instant::now();
-        if let Err(retry_after) = self.limiter.check(ip, now) {
-            warn!(%ip, "auth attempt refused: too many failures");
-            return Err(AuthRefusal::RateLimited { retry_after });
-        }
-        if let Err(refusal) = auth::verify(&self.auth, offered.as_ref()) {
-            self.limiter.record_failure(ip, now);
-            warn!(%ip, %conn_id, reason = %refusal, "auth failed");
-            return Err(refusal);
-        }
-        self.limiter.record_success(ip);
+        self.authenticate(ip, offered.as_ref(), "handshake")?;
         let scopes = auth::grant_scopes(role.as_deref(), scopes.as_deref())?;
         presence.roles = Some(vec![role.unwrap_or_else(|| "operator".into())]);
         presence.scopes = Some(scopes.clone());

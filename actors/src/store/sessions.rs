@@ -73,22 +73,7 @@ impl Store {
         meta: &M,
         entries: &[E],
     ) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
-        let last = {
-            let mut tr = tx.open_table(TRANSCRIPT).map_err(|e| self.db_err(e))?;
-            let mut seq = last_seq(&tr, key).map_err(|e| self.db_err(e))?;
-            for e in entries {
-                seq += 1;
-                tr.insert((key, seq), to_json(e).as_slice())
-                    .map_err(|e| self.db_err(e))?;
-            }
-            let mut s = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
-            s.insert(key, to_json(meta).as_slice())
-                .map_err(|e| self.db_err(e))?;
-            seq
-        };
-        tx.commit().map_err(|e| self.db_err(e))?;
-        Ok(last)
+        self.complete_turn(key, &[], meta, entries)
     }
 
     /// The last `limit` transcript entries of a session (all with `None`), oldest first,
