@@ -145,6 +145,7 @@ fn main() {
                 events: Arc::new(|_: &str, _| {}),
                 faults: FaultHandle::new(),
                 collect: true,
+                reset: Default::default(),
             },
         )
         .await

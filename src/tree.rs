@@ -309,9 +309,11 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
             .pointer("/session/queueMode")
             .and_then(serde_json::Value::as_str)
             != Some("followup");
+        let reset = pincer_actors::session::lifecycle::ResetPolicy::from_config(&p.loaded.value);
         ChildSpec::new("sessions", "sessions", move |ctx| {
             let args = SessionsArgs {
                 collect,
+                reset: reset.clone(),
                 store: store.clone(),
                 agents: agents.clone(),
                 default_agent: default_agent.clone(),

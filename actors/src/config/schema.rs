@@ -138,6 +138,48 @@ const SESSION: &[Field] = &[
     )
     .default("\"collect\"")
     .restart(),
+    field(
+        "reset",
+        Kind::Object(SESSION_RESET),
+        "When sessions start afresh on their own (the old transcript is archived)",
+    )
+    .restart(),
+    field(
+        "resetTriggers",
+        Kind::StringList,
+        "Messages that start a new session (the rest of the message goes to the new one)",
+    )
+    .default("[\"/new\", \"/reset\"]")
+    .restart(),
+    field(
+        "idleMinutes",
+        Kind::Int { min: 1, max: 525_600 },
+        "Older spelling of reset.idleMinutes",
+    )
+    .restart(),
+];
+
+const SESSION_RESET: &[Field] = &[
+    field(
+        "mode",
+        Kind::Enum(&["daily", "idle", "off"]),
+        "daily: at atHour (gateway host's local time); idle: after idleMinutes; off: only by hand",
+    )
+    .default("\"daily\""),
+    field(
+        "atHour",
+        Kind::Int { min: 0, max: 23 },
+        "Local hour of the daily reset",
+    )
+    .default("4"),
+    field(
+        "idleMinutes",
+        Kind::Int {
+            min: 1,
+            max: 525_600,
+        },
+        "Reset after this many idle minutes (with mode daily too: whichever comes first)",
+    ),
 ];
 
 const LOGGING: &[Field] = &[field(
@@ -504,9 +546,6 @@ pub const OPENCLAW_ONLY: &[&str] = &[
     "logging.redactSensitive",
     "session.scope",
     "session.identityLinks",
-    "session.reset",
-    "session.resetTriggers",
-    "session.idleMinutes",
     "session.store",
     "session.typingIntervalSeconds",
     "session.agentToAgent",
@@ -1009,6 +1048,9 @@ mod tests {
                 "gateway.bind",
                 "gateway.customBindHost",
                 "session.queueMode",
+                "session.reset",
+                "session.resetTriggers",
+                "session.idleMinutes",
                 "agents",
                 "models",
                 "tools"

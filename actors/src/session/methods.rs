@@ -287,7 +287,7 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
                     .map(|(key, m)| {
                         json!({"key": key, "agentId": m.agent_id, "updatedAt": m.updated_at,
                            "createdAt": m.created_at, "turns": m.turns, "usage": m.usage,
-                           "model": m.last_model, "label": m.label})
+                           "model": m.last_model, "label": m.label, "phase": m.phase})
                     })
                     .collect();
                 Ok(json!({"count": sessions.len(), "sessions": sessions}))
@@ -373,7 +373,7 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
                     .ok_or_else(|| bad(format!("{name} needs {{key}}")))?
                     .to_owned();
                 let s = (c.sessions)().ok_or_else(unavailable)?;
-                match s.call(|reply| SessionsMsg::Reset { key: key.clone(), reply }, Some(Duration::from_secs(10))).await {
+                match s.call(|reply| SessionsMsg::Reset { key: key.clone(), delete, reply }, Some(Duration::from_secs(10))).await {
                     Ok(CallResult::Success(Ok(existed))) => Ok(json!({"ok": true, "key": key, if delete { "deleted" } else { "reset" }: existed})),
                     Ok(CallResult::Success(Err(e))) => Err(ErrorShape::unavailable(e)),
                     _ => Err(unavailable()),

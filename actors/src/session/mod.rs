@@ -9,6 +9,8 @@
 //!     └── RunActor           one turn (temporary): model calls and tools, under a deadline
 //! ```
 
+pub mod keys;
+pub mod lifecycle;
 pub mod methods;
 pub mod openai;
 
@@ -27,6 +29,7 @@ use crate::agent::prompt::{self, PromptInput};
 use crate::agent::run::{AgentRuntime, EventSink, TurnEvent, TurnInput, TurnOutput, run_turn};
 use crate::gateway::now_ms;
 use crate::store::Store;
+use lifecycle::{Event, Phase, ResetPolicy, Transition};
 
 /// One transcript row (the warm layer).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +167,9 @@ pub struct SessionMeta {
     pub summary: Option<String>,
     #[serde(default)]
     pub compactions: u32,
+    /// Where the session is in its lifecycle (see `lifecycle`).
+    #[serde(default)]
+    pub phase: Phase,
 }
 
 /// The result of a finished run, for `agent.wait` and the `agent` method.
@@ -200,6 +206,8 @@ pub struct SessionsArgs {
     /// Messages that arrive during a turn are answered together in the next one
     /// (`session.queueMode` "collect"), instead of one turn each ("followup").
     pub collect: bool,
+    /// When sessions start afresh (`session.reset`, `session.resetTriggers`).
+    pub reset: ResetPolicy,
 }
 
 struct Shared {
@@ -210,6 +218,7 @@ struct Shared {
     events: EventSink,
     faults: FaultHandle,
     collect: bool,
+    reset: ResetPolicy,
 }
 
 pub enum SessionsMsg {
@@ -237,8 +246,11 @@ pub enum SessionsMsg {
         run_id: String,
         reply: RpcReplyPort<RunSummary>,
     },
+    /// Closes a session: `delete` removes everything, otherwise its transcript is
+    /// archived and the next message starts a fresh session under the same key.
     Reset {
         key: String,
+        delete: bool,
         reply: RpcReplyPort<Result<bool, String>>,
     },
     /// The default agent's main session key.
@@ -265,6 +277,8 @@ pub enum SessionsMsg {
         key: String,
         reply: RpcReplyPort<bool>,
     },
+    /// A session's idle timer fired: pause it if it is still idle.
+    Idle { key: String },
 }
 
 /// A session idle this long is paused (its actor stops; the store keeps everything and
@@ -316,6 +330,7 @@ impl SessionsState {
             key: key.to_owned(),
             agent_id,
             shared: self.shared.clone(),
+            sessions: myself.clone(),
         };
         let (r, _) = Actor::spawn_linked(None, actor, args, myself.get_cell())
             .await
@@ -332,6 +347,50 @@ pub fn agent_of(key: &str) -> Option<&str> {
         (Some("agent"), Some(id)) if !id.is_empty() => Some(id),
         _ => None,
     }
+}
+
+/// Pauses a live session when it is idle: it records the transition, then stops while
+/// the Sessions actor waits, so no message can reach a stopping session.
+async fn pause(state: &mut SessionsState, key: &str, s: ActorRef<SessionMsg>) -> bool {
+    let ok = s
+        .call(
+            |r| SessionMsg::Pause { reply: r },
+            Some(Duration::from_secs(5)),
+        )
+        .await;
+    if !matches!(ok, Ok(ractor::rpc::CallResult::Success(true))) {
+        return false;
+    }
+    state.live.remove(key);
+    let _ = s
+        .stop_and_wait(Some("paused".into()), Some(Duration::from_secs(5)))
+        .await;
+    info!(session = %key, "idle; paused (state stays in the store)");
+    true
+}
+
+/// Closes a session for a reset: its transcript and metadata go to the archive in one
+/// durable commit with the CLOSING and CLOSED transitions (and any not yet written).
+fn archive(
+    store: &Store,
+    mut meta: SessionMeta,
+    earlier: &[Transition],
+    reason: &str,
+) -> Result<u64, String> {
+    let now = now_ms();
+    let mut transitions = earlier.to_vec();
+    let from = if meta.phase == Phase::Closed {
+        Phase::Active
+    } else {
+        meta.phase
+    };
+    let (phase, closing) = lifecycle::walk(from, &[Event::Close, Event::Finish], now, reason)
+        .map_err(|e| e.to_string())?;
+    transitions.extend(closing);
+    meta.phase = phase;
+    store
+        .archive_session(&meta.key.clone(), now, &meta, &[], &transitions)
+        .map_err(|e| e.to_string())
 }
 
 impl Actor for SessionsActor {
@@ -353,6 +412,7 @@ impl Actor for SessionsActor {
                 events: args.events,
                 faults: args.faults,
                 collect: args.collect,
+                reset: args.reset,
             }),
             live: HashMap::new(),
             restarts: HashMap::new(),
@@ -439,17 +499,28 @@ impl Actor for SessionsActor {
                     });
                 }
             },
-            SessionsMsg::Reset { key, reply } => {
+            SessionsMsg::Reset { key, delete, reply } => {
                 if let Some(s) = state.live.remove(&key) {
-                    s.stop(Some("reset".into()));
+                    let _ = s
+                        .stop_and_wait(Some("reset".into()), Some(Duration::from_secs(5)))
+                        .await;
                 }
-                let _ = reply.send(
-                    state
-                        .shared
-                        .store
-                        .delete_session(&key)
-                        .map_err(|e| e.to_string()),
-                );
+                let store = &state.shared.store;
+                let result = if delete {
+                    store.delete_session(&key).map_err(|e| e.to_string())
+                } else {
+                    match store.session::<SessionMeta>(&key) {
+                        Ok(Some(meta)) => archive(store, meta, &[], "sessions.reset").map(|_| true),
+                        Ok(None) => Ok(false),
+                        Err(e) => Err(e.to_string()),
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            SessionsMsg::Idle { key } => {
+                if let Some(s) = state.live.get(&key).cloned() {
+                    pause(state, &key, s).await;
+                }
             }
             SessionsMsg::MainKey { agent, reply } => {
                 let agent = agent.unwrap_or_else(|| state.shared.default_agent.clone());
@@ -481,28 +552,13 @@ impl Actor for SessionsActor {
             SessionsMsg::Resume { key, reply } => {
                 let _ = reply.send(state.session(&myself, &key).await.map(|_| ()));
             }
-            SessionsMsg::Pause { key, reply } => match state.live.get(&key).cloned() {
-                Some(s) => {
-                    let busy = s
-                        .call(
-                            |r| SessionMsg::IsBusy { reply: r },
-                            Some(Duration::from_secs(5)),
-                        )
-                        .await;
-                    if matches!(busy, Ok(ractor::rpc::CallResult::Success(false))) {
-                        state.live.remove(&key);
-                        let _ = s
-                            .stop_and_wait(Some("paused".into()), Some(Duration::from_secs(5)))
-                            .await;
-                        let _ = reply.send(true);
-                    } else {
-                        let _ = reply.send(false);
-                    }
-                }
-                None => {
-                    let _ = reply.send(false);
-                }
-            },
+            SessionsMsg::Pause { key, reply } => {
+                let paused = match state.live.get(&key).cloned() {
+                    Some(s) => pause(state, &key, s).await,
+                    None => false,
+                };
+                let _ = reply.send(paused);
+            }
         }
         Ok(())
     }
@@ -584,6 +640,11 @@ pub enum SessionMsg {
     Idle {
         generation: u64,
     },
+    /// Asked by the Sessions actor before it stops this one: records PAUSED and answers
+    /// true when the session is idle (false, and nothing changes, when it is busy).
+    Pause {
+        reply: RpcReplyPort<bool>,
+    },
 }
 
 pub struct SessionActor;
@@ -592,6 +653,7 @@ pub struct SessionArgs {
     key: String,
     agent_id: String,
     shared: Arc<Shared>,
+    sessions: ActorRef<SessionsMsg>,
 }
 
 struct Running {
@@ -622,6 +684,13 @@ pub struct SessionState {
     generation: u64,
     /// Callers streaming a run's text (the OpenAI-compatible endpoint).
     streams: HashMap<String, TextStream>,
+    /// The Sessions actor (asked to pause this session when it is idle).
+    sessions: ActorRef<SessionsMsg>,
+    /// Whether the store has this session's metadata row (a brand-new session is written
+    /// with its first turn, not before).
+    persisted: bool,
+    /// Lifecycle transitions not yet written (those of a session not yet persisted).
+    transitions: Vec<Transition>,
 }
 
 impl Actor for SessionActor {
@@ -642,15 +711,24 @@ impl Actor for SessionActor {
             .ok_or_else(|| format!("agent {} is not configured", args.agent_id))?;
         let store = &args.shared.store;
         let now = now_ms();
-        let meta = store
-            .session::<SessionMeta>(&args.key)?
-            .unwrap_or_else(|| SessionMeta {
-                key: args.key.clone(),
-                agent_id: args.agent_id.clone(),
-                created_at: now,
-                updated_at: now,
-                ..Default::default()
-            });
+        let stored = store.session::<SessionMeta>(&args.key)?;
+        let persisted = stored.is_some();
+        let mut meta = stored.unwrap_or_else(|| fresh_meta(&args.key, &args.agent_id, now));
+        // PAUSED -> RESUMING -> ACTIVE; a session that stopped without pausing (a crash, a
+        // gateway restart) is recovered the same way.
+        let (events, reason): (&[Event], &str) = match meta.phase {
+            Phase::Created => (&[Event::Activate], "started"),
+            Phase::Paused => (&[Event::Resume, Event::Activate], "resumed"),
+            Phase::Active | Phase::Resuming => {
+                (&[Event::Recover, Event::Activate], "recovered after a stop")
+            }
+            Phase::Closing | Phase::Closed => {
+                meta = fresh_meta(&args.key, &args.agent_id, now);
+                (&[Event::Activate], "started after a reset")
+            }
+        };
+        let (phase, transitions) = lifecycle::walk(meta.phase, events, now, reason)?;
+        meta.phase = phase;
         let keep = agent.spec.history_turns.max(1) * 8;
         let history: VecDeque<Message> = store
             .transcript::<Entry>(&args.key, Some(keep))?
@@ -671,6 +749,9 @@ impl Actor for SessionActor {
             finished: VecDeque::new(),
             generation: 0,
             streams: HashMap::new(),
+            sessions: args.sessions,
+            persisted,
+            transitions,
         })
     }
 
@@ -680,6 +761,17 @@ impl Actor for SessionActor {
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
         myself.send_after(IDLE_PAUSE, || SessionMsg::Idle { generation: 0 });
+        if state.persisted {
+            let t = std::mem::take(&mut state.transitions);
+            if let Err(e) =
+                state
+                    .shared
+                    .store
+                    .record_lifecycle(&state.key, Some(&state.meta), &t, false)
+            {
+                warn!(session = %state.key, error = %e, "could not record the session's lifecycle");
+            }
+        }
         state.start_next(&myself).await;
         Ok(())
     }
@@ -690,7 +782,10 @@ impl Actor for SessionActor {
         msg: SessionMsg,
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, SessionMsg::Idle { .. } | SessionMsg::IsBusy { .. }) {
+        if !matches!(
+            msg,
+            SessionMsg::Idle { .. } | SessionMsg::IsBusy { .. } | SessionMsg::Pause { .. }
+        ) {
             state.generation += 1;
             let generation = state.generation;
             myself.send_after(IDLE_PAUSE, move || SessionMsg::Idle { generation });
@@ -710,13 +805,38 @@ impl Actor for SessionActor {
                 let _ = reply.send(state.running.is_some() || !state.queue.is_empty());
             }
             SessionMsg::Idle { generation } => {
-                if generation == state.generation
-                    && state.running.is_none()
-                    && state.queue.is_empty()
-                    && state.waiters.is_empty()
-                {
-                    info!(session = %state.key, "idle; pausing (state stays in the store)");
-                    myself.stop(Some("idle".into()));
+                if generation == state.generation && state.idle() {
+                    let _ = state.sessions.cast(SessionsMsg::Idle {
+                        key: state.key.clone(),
+                    });
+                }
+            }
+            SessionMsg::Pause { reply } => {
+                if !state.idle() {
+                    let _ = reply.send(false);
+                    return Ok(());
+                }
+                match lifecycle::walk(state.meta.phase, &[Event::Pause], now_ms(), "idle") {
+                    Ok((phase, t)) => {
+                        state.meta.phase = phase;
+                        state.transitions.extend(t);
+                        if state.persisted {
+                            let t = std::mem::take(&mut state.transitions);
+                            if let Err(e) = state.shared.store.record_lifecycle(
+                                &state.key,
+                                Some(&state.meta),
+                                &t,
+                                false,
+                            ) {
+                                warn!(session = %state.key, error = %e, "could not record the pause");
+                            }
+                        }
+                        let _ = reply.send(true);
+                    }
+                    Err(e) => {
+                        warn!(session = %state.key, error = %e, "not pausing");
+                        let _ = reply.send(false);
+                    }
                 }
             }
             SessionMsg::Enqueue {
@@ -841,7 +961,83 @@ fn trim_to_turn_start(mut h: VecDeque<Message>) -> VecDeque<Message> {
     h
 }
 
+fn fresh_meta(key: &str, agent_id: &str, now: u64) -> SessionMeta {
+    SessionMeta {
+        key: key.to_owned(),
+        agent_id: agent_id.to_owned(),
+        created_at: now,
+        updated_at: now,
+        ..Default::default()
+    }
+}
+
 impl SessionState {
+    fn idle(&self) -> bool {
+        self.running.is_none() && self.queue.is_empty() && self.waiters.is_empty()
+    }
+
+    /// Closes this session and starts a fresh one under the same key: the transcript is
+    /// archived, the hot context dropped; `seqs` are inbox rows this answers.
+    fn start_afresh(&mut self, reason: &str, seqs: &[u64]) -> Result<(), String> {
+        let now = now_ms();
+        if !self.persisted {
+            // Nothing was written yet: nothing to archive.
+            self.shared
+                .store
+                .inbox_remove(&self.key, seqs)
+                .map_err(|e| e.to_string())?;
+        } else {
+            let earlier = std::mem::take(&mut self.transitions);
+            let (phase, closing) =
+                lifecycle::walk(self.meta.phase, &[Event::Close, Event::Finish], now, reason)
+                    .map_err(|e| e.to_string())?;
+            let mut all = earlier;
+            all.extend(closing);
+            let mut old = self.meta.clone();
+            old.phase = phase;
+            self.shared
+                .store
+                .archive_session(&self.key, now, &old, seqs, &all)
+                .map_err(|e| e.to_string())?;
+            info!(session = %self.key, %reason, turns = old.turns, "session reset; transcript archived");
+        }
+        self.meta = fresh_meta(&self.key, &self.agent.spec.id, now);
+        let (phase, t) = lifecycle::walk(Phase::Created, &[Event::Activate], now, reason)
+            .map_err(|e| e.to_string())?;
+        self.meta.phase = phase;
+        self.transitions = t;
+        self.persisted = false;
+        self.history.clear();
+        Ok(())
+    }
+
+    /// Answers a message without a turn (a reset command): waiters, streams and a final
+    /// chat event, as a run would.
+    fn answer_directly(&mut self, pending: &Pending, text: String, error: Option<String>) {
+        let summary = RunSummary {
+            run_id: pending.run_id.clone(),
+            session_key: self.key.clone(),
+            status: if error.is_some() { "error" } else { "ok" }.into(),
+            text,
+            error,
+            usage: Usage::default(),
+            model: None,
+        };
+        if let Some(tx) = self.streams.remove(&pending.run_id)
+            && !summary.text.is_empty()
+        {
+            let _ = tx.send(summary.text.clone());
+        }
+        for w in self.waiters.remove(&pending.run_id).unwrap_or_default() {
+            let _ = w.send(summary.clone());
+        }
+        self.emit_final(&summary, 1);
+        self.finished.push_back(summary);
+        while self.finished.len() > 32 {
+            self.finished.pop_front();
+        }
+    }
+
     fn emit_chat(&self, payload: Value) {
         (self.shared.events)("chat", payload);
     }
@@ -850,14 +1046,47 @@ impl SessionState {
         if self.running.is_some() {
             return;
         }
-        let Some((seq, first)) = self.queue.pop_front() else {
-            return;
+        let (seq, first) = loop {
+            let Some((seq, mut first)) = self.queue.pop_front() else {
+                return;
+            };
+            if first.compact {
+                break (seq, first);
+            }
+            // `/new` and `/reset` start a fresh session; with more text, the rest is the
+            // fresh session's first message.
+            if let Some(rest) = self.shared.reset.trigger(&first.text).map(str::to_owned) {
+                let answered: &[u64] = if rest.is_empty() { &[seq] } else { &[] };
+                let result = self.start_afresh(first.text.trim(), answered);
+                if rest.is_empty() || result.is_err() {
+                    let (text, error) = match result {
+                        Ok(()) => ("Started a new session.".to_owned(), None),
+                        Err(e) => (
+                            String::new(),
+                            Some(format!("could not reset the session: {e}")),
+                        ),
+                    };
+                    self.answer_directly(&first, text, error);
+                    continue;
+                }
+                first.text = rest;
+            } else if self.meta.turns > 0
+                && let Some(reason) = self.shared.reset.stale(
+                    self.meta.updated_at,
+                    now_ms(),
+                    lifecycle::local_utc_offset_s(),
+                )
+                && let Err(e) = self.start_afresh(&reason, &[])
+            {
+                warn!(session = %self.key, error = %e, "could not reset a stale session; going on with it");
+            }
+            break (seq, first);
         };
         // Messages that arrived during the previous turn are answered together.
         let mut parts = vec![(seq, first.clone())];
         if self.shared.collect && !first.compact {
             while let Some((s, p)) = self.queue.pop_front() {
-                if p.compact {
+                if p.compact || self.shared.reset.trigger(&p.text).is_some() {
                     self.queue.push_front((s, p));
                     break;
                 }
@@ -872,8 +1101,7 @@ impl SessionState {
                 .collect::<Vec<_>>()
                 .join("\n\n");
         }
-        let main_session =
-            self.key == format!("agent:{}:{}", self.agent.spec.id, self.shared.main_key);
+        let main_session = keys::is_main(&self.key, &self.agent.spec.id, &self.shared.main_key);
         let prompt = prompt::assemble(PromptInput {
             agent_id: &self.agent.spec.id,
             agent_name: &self.agent.spec.name,
@@ -1082,12 +1310,16 @@ impl SessionState {
         if out.model.is_some() {
             self.meta.last_model = out.model.clone();
         }
-        if let Err(e) = self
-            .shared
-            .store
-            .complete_turn(&self.key, seqs, &self.meta, &entries)
-        {
-            warn!(session = %self.key, error = %e, "could not record the turn");
+        let transitions = std::mem::take(&mut self.transitions);
+        match self.shared.store.complete_turn_with(
+            &self.key,
+            seqs,
+            &self.meta,
+            &entries,
+            &transitions,
+        ) {
+            Ok(_) => self.persisted = true,
+            Err(e) => warn!(session = %self.key, error = %e, "could not record the turn"),
         }
         // The history keeps whole exchanges only: a failed turn leaves just the user's
         // message out, so the next turn does not see half a tool loop.

@@ -20,7 +20,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const GATEWAY: TableDefinition<&str, u64> = TableDefinition::new("gateway");
 
 /// The schema version this build writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 2;
+pub const CURRENT_SCHEMA_VERSION: u64 = 3;
 
 /// One step of the migration path, run in its own write transaction.
 pub struct Migration {
@@ -47,6 +47,12 @@ pub const MIGRATIONS: &[Migration] = &[
         to: 2,
         description: "create the sessions, transcript, inbox and cooldowns tables",
         run: sessions::create_tables,
+    },
+    Migration {
+        from: 2,
+        to: 3,
+        description: "create the session lifecycle and archive tables",
+        run: sessions::create_lifecycle_tables,
     },
 ];
 

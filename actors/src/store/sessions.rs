@@ -21,6 +21,19 @@ pub(super) const INBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::n
 /// `cooldowns`: auth profile id -> (until ms since epoch, consecutive failures).
 pub(super) const COOLDOWNS: TableDefinition<&str, (u64, u32)> = TableDefinition::new("cooldowns");
 
+/// `lifecycle`: (session key, seq) -> a lifecycle transition (JSON).
+pub(super) const LIFECYCLE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("lifecycle");
+/// `archive`: (session key, archived at ms, seq) -> a reset session's transcript entry
+/// (JSON); seq 0 holds its metadata as it was when it closed.
+pub(super) const ARCHIVE: TableDefinition<(&str, u64, u64), &[u8]> =
+    TableDefinition::new("archive");
+
+pub(super) fn create_lifecycle_tables(tx: &WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(LIFECYCLE)?;
+    tx.open_table(ARCHIVE)?;
+    Ok(())
+}
+
 pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), redb::Error> {
     tx.open_table(SESSIONS)?;
     tx.open_table(TRANSCRIPT)?;
@@ -129,6 +142,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Removes answered inbox rows (a message answered without a turn).
+    pub fn inbox_remove(&self, key: &str, seqs: &[u64]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        {
+            let mut t = tx.open_table(INBOX).map_err(|e| self.db_err(e))?;
+            for seq in seqs {
+                t.remove((key, *seq)).map_err(|e| self.db_err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
     /// Session keys with messages waiting (what a restarted gateway resumes).
     pub fn inbox_keys(&self) -> Result<Vec<String>, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
@@ -153,7 +179,20 @@ impl Store {
         meta: &M,
         entries: &[E],
     ) -> Result<u64, StoreError> {
+        self.complete_turn_with::<M, E, ()>(key, inbox_seqs, meta, entries, &[])
+    }
+
+    /// `complete_turn` that also records lifecycle transitions (in the same commit).
+    pub fn complete_turn_with<M: Serialize, E: Serialize, T: Serialize>(
+        &self,
+        key: &str,
+        inbox_seqs: &[u64],
+        meta: &M,
+        entries: &[E],
+        transitions: &[T],
+    ) -> Result<u64, StoreError> {
         let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        self.log_transitions(&tx, key, transitions)?;
         let last = {
             let mut tr = tx.open_table(TRANSCRIPT).map_err(|e| self.db_err(e))?;
             let mut seq = last_seq(&tr, key).map_err(|e| self.db_err(e))?;
@@ -175,21 +214,160 @@ impl Store {
         Ok(last)
     }
 
-    /// Deletes a session: metadata, transcript and inbox.
+    /// Deletes a session: metadata, transcript, inbox, lifecycle log and archives.
     pub fn delete_session(&self, key: &str) -> Result<bool, StoreError> {
         let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
         let existed = {
             let mut s = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
             let existed = s.remove(key).map_err(|e| self.db_err(e))?.is_some();
-            for def in [TRANSCRIPT, INBOX] {
+            for def in [TRANSCRIPT, INBOX, LIFECYCLE] {
                 let mut t = tx.open_table(def).map_err(|e| self.db_err(e))?;
                 t.retain_in((key, 0)..=(key, u64::MAX), |_, _| false)
                     .map_err(|e| self.db_err(e))?;
             }
+            let mut a = tx.open_table(ARCHIVE).map_err(|e| self.db_err(e))?;
+            a.retain_in((key, 0, 0)..=(key, u64::MAX, u64::MAX), |_, _| false)
+                .map_err(|e| self.db_err(e))?;
             existed
         };
         tx.commit().map_err(|e| self.db_err(e))?;
         Ok(existed)
+    }
+
+    fn log_transitions<T: Serialize>(
+        &self,
+        tx: &WriteTransaction,
+        key: &str,
+        transitions: &[T],
+    ) -> Result<(), StoreError> {
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        let mut t = tx.open_table(LIFECYCLE).map_err(|e| self.db_err(e))?;
+        let mut seq = last_seq(&t, key).map_err(|e| self.db_err(e))?;
+        for tr in transitions {
+            seq += 1;
+            t.insert((key, seq), to_json(tr).as_slice())
+                .map_err(|e| self.db_err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Records lifecycle transitions and, when given, the session's metadata. Pause and
+    /// resume are not worth an fsync each (`durable: false`: they reach the disk with the
+    /// next durable commit; after a crash the session is recovered either way).
+    pub fn record_lifecycle<M: Serialize, T: Serialize>(
+        &self,
+        key: &str,
+        meta: Option<&M>,
+        transitions: &[T],
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        if !durable {
+            tx.set_durability(redb::Durability::None)
+                .map_err(|e| self.db_err(e))?;
+        }
+        self.log_transitions(&tx, key, transitions)?;
+        if let Some(meta) = meta {
+            let mut s = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
+            s.insert(key, to_json(meta).as_slice())
+                .map_err(|e| self.db_err(e))?;
+        }
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// A session's lifecycle log, oldest first.
+    pub fn lifecycle<T: DeserializeOwned>(&self, key: &str) -> Result<Vec<T>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let t = tx.open_table(LIFECYCLE).map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for row in t
+            .range((key, 0)..=(key, u64::MAX))
+            .map_err(|e| self.db_err(e))?
+        {
+            out.push(self.decode("lifecycle", row.map_err(|e| self.db_err(e))?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Closes a session for a reset, in one durable commit: its transcript and its final
+    /// metadata move to the archive under `archived_at`, its metadata row goes, the
+    /// answered inbox rows go (messages still waiting stay for the fresh session), and the
+    /// transitions are logged. Returns how many transcript entries were archived.
+    pub fn archive_session<M: Serialize, T: Serialize>(
+        &self,
+        key: &str,
+        archived_at: u64,
+        meta: &M,
+        inbox_seqs: &[u64],
+        transitions: &[T],
+    ) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        self.log_transitions(&tx, key, transitions)?;
+        let moved = {
+            let mut tr = tx.open_table(TRANSCRIPT).map_err(|e| self.db_err(e))?;
+            let mut a = tx.open_table(ARCHIVE).map_err(|e| self.db_err(e))?;
+            a.insert((key, archived_at, 0), to_json(meta).as_slice())
+                .map_err(|e| self.db_err(e))?;
+            let mut moved = 0;
+            for row in tr
+                .extract_from_if((key, 0)..=(key, u64::MAX), |_, _| true)
+                .map_err(|e| self.db_err(e))?
+            {
+                let (k, v) = row.map_err(|e| self.db_err(e))?;
+                a.insert((key, archived_at, k.value().1), v.value())
+                    .map_err(|e| self.db_err(e))?;
+                moved += 1;
+            }
+            let mut s = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
+            s.remove(key).map_err(|e| self.db_err(e))?;
+            let mut inbox = tx.open_table(INBOX).map_err(|e| self.db_err(e))?;
+            for seq in inbox_seqs {
+                inbox.remove((key, *seq)).map_err(|e| self.db_err(e))?;
+            }
+            moved
+        };
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(moved)
+    }
+
+    /// A session's archives (what resets closed): (archived at, metadata then), oldest
+    /// first.
+    pub fn archives<M: DeserializeOwned>(&self, key: &str) -> Result<Vec<(u64, M)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let t = tx.open_table(ARCHIVE).map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for row in t
+            .range((key, 0, 0)..=(key, u64::MAX, u64::MAX))
+            .map_err(|e| self.db_err(e))?
+        {
+            let (k, v) = row.map_err(|e| self.db_err(e))?;
+            let (_, at, seq) = k.value();
+            if seq == 0 {
+                out.push((at, self.decode("archive", v.value())?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The entries of one archived transcript, oldest first.
+    pub fn archived_transcript<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        archived_at: u64,
+    ) -> Result<Vec<T>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let t = tx.open_table(ARCHIVE).map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for row in t
+            .range((key, archived_at, 1)..=(key, archived_at, u64::MAX))
+            .map_err(|e| self.db_err(e))?
+        {
+            out.push(self.decode("archive", row.map_err(|e| self.db_err(e))?.1.value())?);
+        }
+        Ok(out)
     }
 
     /// An auth profile's cool-down: (until ms since epoch, consecutive failures).
