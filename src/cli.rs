@@ -237,6 +237,10 @@ pub struct CallArgs {
     /// Params as a JSON (or JSON5) object
     #[arg(long, value_name = "JSON")]
     pub params: Option<String>,
+    /// Wait for the final answer of a method that answers twice (`agent`: accepted, then
+    /// the result); raise --timeout for long turns
+    #[arg(long)]
+    pub expect_final: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

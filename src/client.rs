@@ -66,6 +66,27 @@ pub async fn call(
         })?
 }
 
+/// `call` for methods that answer twice on one id (`agent`: `{status: "accepted"}`, then
+/// the result): returns the final answer.
+pub async fn call_final(
+    opts: &CallOptions,
+    method: &str,
+    params: Option<Value>,
+) -> Result<Value, ClientError> {
+    let url = opts.url.clone();
+    tokio::time::timeout(opts.timeout, async {
+        let mut session = Session::connect(opts).await?;
+        let result = session.request_final(method, params).await;
+        session.close().await;
+        result
+    })
+    .await
+    .map_err(|_| ClientError::Timeout {
+        url,
+        timeout: opts.timeout,
+    })?
+}
+
 async fn call_inner(
     opts: &CallOptions,
     method: &str,
@@ -166,7 +187,44 @@ impl Session {
         method: &str,
         params: Option<Value>,
     ) -> Result<Value, ClientError> {
-        request(&mut self.ws, &self.url, method, params, &mut self.events).await
+        request(
+            &mut self.ws,
+            &self.url,
+            method,
+            params,
+            &mut self.events,
+            false,
+        )
+        .await
+    }
+
+    /// `request` that skips an early `{status: "accepted"}` answer and returns the final
+    /// one on the same id.
+    pub async fn request_final(
+        &mut self,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Value, ClientError> {
+        request(
+            &mut self.ws,
+            &self.url,
+            method,
+            params,
+            &mut self.events,
+            true,
+        )
+        .await
+    }
+
+    /// Sends a frame as it is (tests that need to see every answer to a request).
+    pub async fn send_raw(&mut self, frame: &str) -> Result<(), ClientError> {
+        self.ws
+            .send(Message::Text(frame.to_owned().into()))
+            .await
+            .map_err(|e| ClientError::Closed {
+                url: self.url.clone(),
+                reason: Some(e.to_string()),
+            })
     }
 
     /// The next frame (event or stray response).
@@ -190,6 +248,7 @@ async fn request(
     method: &str,
     params: Option<Value>,
     events: &mut Vec<Value>,
+    expect_final: bool,
 ) -> Result<Value, ClientError> {
     let id = uuid::Uuid::new_v4().to_string();
     let mut frame = json!({"type": "req", "id": id, "method": method});
@@ -205,6 +264,9 @@ async fn request(
     loop {
         let v = next_frame(ws, url).await?;
         if v["type"] == "res" && v["id"] == id.as_str() {
+            if expect_final && v["ok"] == true && v["payload"]["status"] == "accepted" {
+                continue;
+            }
             if v["ok"] == true {
                 return Ok(v.get("payload").cloned().unwrap_or(Value::Null));
             }

@@ -19,7 +19,17 @@ pub async fn call(globals: &Globals, args: CallArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(globals, &args.client, &args.method, params).await {
+    let result = if args.expect_final {
+        match call_options(globals, &args.client) {
+            Ok(opts) => client::call_final(&opts, &args.method, params)
+                .await
+                .map_err(fail),
+            Err(code) => Err(code),
+        }
+    } else {
+        run(globals, &args.client, &args.method, params).await
+    };
+    match result {
         Ok(payload) => {
             print_json(&payload);
             ExitCode::SUCCESS

@@ -788,3 +788,96 @@ async fn pincer_agent_streams_one_reply_and_fails_with_exit_1() {
     let list = pincer(&home, &["sessions", "list", "--url", &url]);
     assert!(text(&list).contains("no sessions yet"), "{}", text(&list));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_method_answers_accepted_then_final_on_one_id() {
+    let (_dir, home, llm, gw, mut s) = started().await;
+    llm.push(Step::text("done thinking"));
+    // A raw frame, to see both answers on the same id.
+    let id = "agent-twice";
+    let frame = json!({"type": "req", "id": id, "method": "agent",
+        "params": {"message": "hi", "idempotencyKey": "k-agent-twice"}});
+    s.send_raw(&frame.to_string()).await.unwrap();
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let f = tokio::time::timeout(Duration::from_secs(20), s.next_frame())
+            .await
+            .expect("both answers within 20 s")
+            .unwrap();
+        if f["type"] == "res" && f["id"] == id {
+            answers.push(f);
+        }
+    }
+    assert_eq!(answers[0]["payload"]["status"], "accepted", "{answers:?}");
+    assert_eq!(answers[0]["payload"]["sessionKey"], "agent:main:main");
+    let run_id = answers[0]["payload"]["runId"].clone();
+    assert_eq!(answers[1]["payload"]["status"], "ok", "{answers:?}");
+    assert_eq!(answers[1]["payload"]["runId"], run_id);
+    assert_eq!(answers[1]["payload"]["summary"]["text"], "done thinking");
+    // `pincer gateway call --expect-final` waits for the second answer; without it, the
+    // first is the answer (as OpenClaw's CLI does).
+    llm.push(Step::text("second"));
+    let url = gw.url();
+    let out = pincer(
+        &home,
+        &[
+            "gateway",
+            "call",
+            "agent",
+            "--params",
+            r#"{"message": "again"}"#,
+            "--expect-final",
+            "--url",
+            &url,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["summary"]["text"].as_str()),
+        (Some("ok"), Some("second"))
+    );
+    llm.push(Step::text("third"));
+    let out = pincer(
+        &home,
+        &[
+            "gateway",
+            "call",
+            "agent",
+            "--params",
+            r#"{"message": "once more"}"#,
+            "--url",
+            &url,
+        ],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "accepted", "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_new_over_the_wire_starts_a_fresh_session() {
+    let (_dir, _home, llm, _gw, mut s) = started().await;
+    llm.push(Step::text("first answer"));
+    turn(&mut s, "agent:main:main", "remember 42").await;
+    let (_, events) = turn(&mut s, "agent:main:main", "/new").await;
+    let last = events.last().unwrap();
+    assert_eq!(last["payload"]["state"], "final");
+    assert_eq!(
+        last["payload"]["message"]["content"][0]["text"],
+        "Started a new session."
+    );
+    assert_eq!(
+        roles(&history(&mut s, "agent:main:main").await),
+        Vec::<String>::new()
+    );
+    llm.push(Step::text("fresh"));
+    turn(&mut s, "agent:main:main", "what was the number?").await;
+    // The model saw only the fresh session's message.
+    let req = llm.requests().last().unwrap().clone();
+    let body = req.body.to_string();
+    assert!(!body.contains("remember 42"), "{body}");
+    assert!(body.contains("what was the number?"));
+    let list = s.request("sessions.list", None).await.unwrap();
+    assert_eq!(list["sessions"][0]["phase"], "active");
+    assert_eq!(list["sessions"][0]["turns"], 1);
+}

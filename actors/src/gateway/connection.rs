@@ -539,11 +539,17 @@ impl ConnectionState {
                 client: Arc::new(params.client),
                 scopes: join.scopes.into(),
                 gateway: self.gateway.clone(),
+                interim: None,
             },
         };
     }
 
-    async fn on_call(&mut self, myself: &ActorRef<ConnMsg>, ctx: CallContext, req: RequestFrame) {
+    async fn on_call(
+        &mut self,
+        myself: &ActorRef<ConnMsg>,
+        mut ctx: CallContext,
+        req: RequestFrame,
+    ) {
         let metrics = self.shared.metrics.clone();
         let Some(entry) = self.shared.registry.get(&req.method) else {
             metrics.request("unknown", "error");
@@ -582,6 +588,10 @@ impl ConnectionState {
         };
         let handler = entry.handler.clone();
         let id = req.id;
+        ctx.interim = Some(super::registry::Interim {
+            conn: myself.clone(),
+            id: id.clone(),
+        });
         let span = debug_span!("request", conn_id = %self.conn_id, %method, request_id = %id);
 
         if let Some(key) = idem_key {

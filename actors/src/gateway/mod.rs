@@ -41,7 +41,7 @@ pub use http::{GatewayListener, MemoryConnector, MemoryListener, memory_transpor
 pub use logs::{LogsTail, tail_file};
 pub use metrics::Metrics;
 pub use registry::{
-    CallContext, MethodEntry, MethodFuture, MethodHandler, MethodRegistry, MethodResult,
+    CallContext, Interim, MethodEntry, MethodFuture, MethodHandler, MethodRegistry, MethodResult,
 };
 
 use crate::protocol::{ConnectAuth, Policy, PresenceEntry, SessionDefaults, StateVersion};

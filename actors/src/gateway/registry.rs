@@ -32,6 +32,32 @@ pub struct CallContext {
     pub scopes: Arc<[String]>,
     /// The gateway actor, for handlers that read gateway-wide state (presence, ...).
     pub gateway: ActorRef<GatewayMsg>,
+    /// Where an early answer goes (set per request on WebSocket calls).
+    pub interim: Option<Interim>,
+}
+
+/// A first answer on a request's id before its final one (`agent` answers
+/// `{status: "accepted"}` at once, then the result).
+#[derive(Clone)]
+pub struct Interim {
+    pub(crate) conn: ActorRef<super::connection::ConnMsg>,
+    pub(crate) id: String,
+}
+
+impl CallContext {
+    /// Sends `payload` as an `ok` response on this request's id now; the handler's result
+    /// follows on the same id. False when the call has no connection to answer on.
+    pub fn answer_early(&self, payload: Value) -> bool {
+        match &self.interim {
+            Some(i) => i
+                .conn
+                .cast(super::connection::ConnMsg::Reply(
+                    crate::protocol::ResponseFrame::ok(i.id.clone(), payload),
+                ))
+                .is_ok(),
+            None => false,
+        }
+    }
 }
 
 /// A method handler. Implemented for every `Fn(CallContext, Value) -> Future`.

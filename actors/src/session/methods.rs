@@ -177,7 +177,7 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
         },
     );
     let c = ctx.clone();
-    registry.side_effecting("agent", scopes::WRITE, move |_cc: CallContext, p: Value| {
+    registry.side_effecting("agent", scopes::WRITE, move |cc: CallContext, p: Value| {
         let c = c.clone();
         async move {
             let text = str_param(&p, "message")
@@ -198,6 +198,12 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
             let timeout = p.get("timeout").and_then(Value::as_u64).unwrap_or(600);
             let key = accepted["sessionKey"].as_str().unwrap_or_default().to_owned();
             let run_id = accepted["runId"].as_str().unwrap_or_default().to_owned();
+            // Two answers on one id, as OpenClaw's clients expect: accepted now, the
+            // result when the run ends (`--expect-final` waits for the second).
+            cc.answer_early(json!({
+                "runId": run_id, "status": "accepted", "sessionKey": key,
+                "acceptedAt": crate::gateway::now_ms(),
+            }));
             let summary = wait(&c, key, run_id.clone(), Duration::from_secs(timeout)).await?;
             Ok(json!({"runId": run_id, "status": summary["status"], "summary": summary}))
         }
