@@ -8,7 +8,6 @@
 //! `cargo bench --bench turns -- [--turns N] [--sessions N] [--resumes N]`
 //! Set `PINCER_BENCH_DIR` to put the store elsewhere (default: a temp dir on /tmp).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -134,12 +133,14 @@ fn main() {
         let llm = MockLlm::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let store = Store::open(&dir.path().join("state.redb")).unwrap();
         let agent = Arc::new(runtime(&llm, dir.path()));
+        let agents = pincer_actors::agent::actor::AgentDirectory::new([agent.clone()]);
+        pincer_actors::agent::actor::spawn_all(&agents).await;
         let (sessions, _) = Actor::spawn(
             None,
             SessionsActor,
             SessionsArgs {
                 store: store.clone(),
-                agents: Arc::new(HashMap::from([("main".to_owned(), agent.clone())])),
+                agents,
                 default_agent: "main".into(),
                 main_key: "main".into(),
                 events: Arc::new(|_: &str, _| {}),

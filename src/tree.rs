@@ -5,8 +5,12 @@
 //! ├── config-watcher    permanent   owns pincer.json: watch, validate, config.* methods
 //! ├── gateway           permanent   listener; ConnectionActor per client (temporary)
 //! ├── config-reloader   permanent   applies accepted changes (auth, log level)
+//! ├── agents            supervisor  one_for_one, 10 restarts / 60 s
+//! │   └── agent-<id>    permanent   AgentActor: runtime (config, tools, failover state),
+//! │                                 turn admission (maxConcurrent, priority queue)
 //! └── sessions          permanent   SessionActor per key (restarted from the store)
-//!     └── RunActor      temporary   one turn, linked to its session
+//!     └── RunActor      temporary   one turn, linked to its session; asks its agent for
+//!                                   a slot before the first model call
 //! ```
 //!
 //! Children find each other through lookups refreshed by their start functions, because a
@@ -30,6 +34,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use pincer_actors::agent::actor::{AgentActor, AgentArgs, AgentDirectory};
 use pincer_actors::agent::failover::Cooldowns;
 use pincer_actors::agent::run::{AgentRuntime, Approvals, EventSink};
 use pincer_actors::agent::workspace;
@@ -42,10 +47,11 @@ use crate::setup::Prepared;
 use crate::telemetry::LevelHandle;
 
 /// The children `--inject-fault` can name.
-pub const CHILDREN: [&str; 6] = [
+pub const CHILDREN: [&str; 7] = [
     "config-watcher",
     "gateway",
     "config-reloader",
+    "agent",
     "sessions",
     "session",
     "run",
@@ -166,6 +172,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
     };
     let approvals = Arc::new(Approvals::new(events.clone()));
     let agents = build_agents(p, &agents_config, &args.store, approvals.clone(), &metrics);
+    let agents_dir = agents.clone();
     let (sessions_tx, sessions_rx) = watch::channel::<Option<ActorRef<SessionsMsg>>>(None);
     let sessions_tx = Arc::new(sessions_tx);
     let sessions_lookup: SessionsLookup = {
@@ -335,11 +342,35 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         })
     };
 
+    // Agents (one_for_one): an AgentActor per configured agent, restarted with backoff;
+    // a restarted one re-registers in the directory the sessions use.
+    let mut agents_sup =
+        SupervisorSpec::new("agents", Strategy::OneForOne).intensity(10, Duration::from_secs(60));
+    for id in agents_dir.ids() {
+        let dir = agents_dir.clone();
+        agents_sup = agents_sup.child(ChildSpec::new(format!("agent-{id}"), "agent", move |ctx| {
+            let args = AgentArgs {
+                id: id.clone(),
+                directory: dir.clone(),
+            };
+            async move {
+                let actor = Injectable {
+                    inner: AgentActor,
+                    name: "agent".into(),
+                    faults: ctx.faults.clone(),
+                };
+                let (r, _) = Actor::spawn_linked(None, actor, args, ctx.supervisor).await?;
+                Ok(r.get_cell())
+            }
+        }));
+    }
+
     let spec = SupervisorSpec::new("root", Strategy::OneForOne)
         .intensity(5, Duration::from_secs(10))
         .child(watcher_spec)
         .child(gateway_spec)
         .child(reloader_spec)
+        .child(Supervisor::child(agents_sup, "agents"))
         .child(sessions_spec);
     let (sup_events, mut event_rx) = pincer_supervision::EventSink::channel();
     let (root, handle) = Supervisor::spawn(spec, faults.clone(), sup_events)
@@ -384,7 +415,7 @@ fn build_agents(
         .pointer("/agents/defaults/skipBootstrap")
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(false);
-    let mut map = std::collections::HashMap::new();
+    let mut runtimes = Vec::new();
     for spec in &config.agents {
         if !skip_bootstrap && let Err(e) = workspace::ensure(&spec.workspace) {
             warn!(agent = %spec.id, workspace = %spec.workspace.display(), error = %e, "cannot create the workspace");
@@ -397,9 +428,9 @@ fn build_agents(
             approvals.clone(),
             metrics.clone(),
         );
-        map.insert(spec.id.clone(), Arc::new(rt));
+        runtimes.push(Arc::new(rt));
     }
-    Arc::new(map)
+    AgentDirectory::new(runtimes)
 }
 
 impl Tree {

@@ -881,3 +881,31 @@ async fn slash_new_over_the_wire_starts_a_fresh_session() {
     assert_eq!(list["sessions"][0]["phase"], "active");
     assert_eq!(list["sessions"][0]["turns"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_agent_actor_is_restarted_and_the_waiting_turn_goes_on() {
+    let (_dir, home) = temp_home();
+    let llm = mock().await;
+    write_config(&home, &llm);
+    llm.push(Step::text("answered by the restarted agent"));
+    // The AgentActor panics on its first message: the turn's request for a slot.
+    let gw = Daemon::start(
+        &home,
+        &["--port", "0", "--inject-fault", "agent:panic@1"],
+        &[],
+    );
+    let token = read_token(&home);
+    let mut s = connect(&gw.url(), &token).await;
+    let (_, events) = turn(&mut s, "agent:main:main", "hello").await;
+    let last = events.last().unwrap();
+    assert_eq!(last["payload"]["state"], "final", "{last}");
+    assert_eq!(
+        last["payload"]["message"]["content"][0]["text"],
+        "answered by the restarted agent"
+    );
+    let metrics = reqwest_like_get(&gw.addr, "/metrics").await;
+    assert!(
+        metrics.contains("pincer_actor_restarts_total{kind=\"agent\"} 1"),
+        "{metrics}"
+    );
+}

@@ -453,17 +453,6 @@ async fn an_injected_crash_restarts_only_that_actor_and_is_counted() {
     );
 }
 
-async fn reqwest_like_get(addr: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
 #[tokio::test]
 async fn a_gateway_crash_closes_its_clients_restarts_on_the_same_port_and_keeps_the_daemon() {
     let (_dir, home) = temp_home();

@@ -3,10 +3,11 @@
 //! The agent has no model, so a turn ends at once with the how-to-configure message and
 //! no socket is involved.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pincer_actors::agent;
+use pincer_actors::agent::actor::AgentDirectory;
 use pincer_actors::agent::config::{AgentSpec, ExecPolicy};
 use pincer_actors::agent::failover::Cooldowns;
 use pincer_actors::agent::run::{AgentRuntime, Approvals, EventSink};
@@ -111,10 +112,8 @@ async fn start(
         let seen = seen.clone();
         Arc::new(move |e: &str, p: Value| seen.lock().unwrap().push((e.to_owned(), p)))
     };
-    let agents = Arc::new(HashMap::from([(
-        "main".to_owned(),
-        Arc::new(runtime(dir, events.clone())),
-    )]));
+    let agents = AgentDirectory::new([Arc::new(runtime(dir, events.clone()))]);
+    agent::actor::spawn_all(&agents).await;
     let (sessions, handle) = Actor::spawn(
         None,
         SessionsActor,

@@ -487,32 +487,3 @@ async fn a_models_max_tokens_from_the_config_is_sent() {
     assert_eq!(out.text, "ok");
     assert_eq!(s.llm.requests()[0].body["max_tokens"], 321);
 }
-
-#[tokio::test]
-async fn an_agent_runs_at_most_max_concurrent_turns_at_once() {
-    let s = setup(&["k"], &["m1"], |spec, _| spec.max_concurrent = 1).await;
-    let s = Arc::new(s);
-    s.llm.push(Step::fault(Fault::Slow { per_event_ms: 100 }));
-    s.llm.push(Step::text("second"));
-    let first = tokio::spawn({
-        let s = s.clone();
-        async move { turn(&s.rt, "one", None).await.0 }
-    });
-    while s.llm.requests().is_empty() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let second = tokio::spawn({
-        let s = s.clone();
-        async move { turn(&s.rt, "two", None).await.0 }
-    });
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(
-        s.llm.requests().len(),
-        1,
-        "the second turn waits for a slot"
-    );
-    let (a, b) = (first.await.unwrap(), second.await.unwrap());
-    assert_eq!(a.error, None);
-    assert_eq!(b.text, "second");
-    assert_eq!(s.llm.requests().len(), 2);
-}

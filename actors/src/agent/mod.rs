@@ -1,6 +1,7 @@
-//! Agents: the model-call types, provider clients, tools, prompt assembly, failover and
+//! Agents: the AgentActor (admission, configuration), the model-call types, provider clients, tools, prompt assembly, failover and
 //! the ReAct turn.
 
+pub mod actor;
 pub mod config;
 pub mod failover;
 pub mod model;

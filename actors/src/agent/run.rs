@@ -101,8 +101,6 @@ pub struct AgentRuntime {
     pub idle_timeout: Duration,
     /// Model calls, failovers and tokens for `/metrics`.
     pub metrics: crate::gateway::Metrics,
-    /// One permit per turn running (`maxConcurrent`); a turn waits for one.
-    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AgentRuntime {
@@ -116,7 +114,6 @@ impl AgentRuntime {
         approvals: Arc<Approvals>,
         metrics: crate::gateway::Metrics,
     ) -> Self {
-        let slots = Arc::new(tokio::sync::Semaphore::new(spec.max_concurrent.max(1)));
         let tools = Self::allowed_tools(&spec);
         let specs: Vec<ToolSpec> = tools.iter().map(|t| t.spec()).collect();
         Self {
@@ -133,7 +130,6 @@ impl AgentRuntime {
             connect_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
             metrics,
-            slots,
         }
     }
 
@@ -265,18 +261,13 @@ struct CallResult {
 }
 
 /// Runs one turn to its end (the caller applies the deadline and can drop it to abort).
+/// Admission (`maxConcurrent`, priorities) is the AgentActor's job, before this.
 pub async fn run_turn(
     rt: &AgentRuntime,
     input: TurnInput,
     emit: &(dyn Fn(TurnEvent) + Send + Sync),
 ) -> TurnOutput {
     let mut out = TurnOutput::default();
-    // At most `maxConcurrent` turns of this agent at once; the permit goes with the turn
-    // (an aborted or crashed turn gives it back when its future is dropped).
-    let Ok(_slot) = rt.slots.acquire().await else {
-        out.error = Some("the agent is shutting down".into());
-        return out;
-    };
     let mode = input.mode.unwrap_or(rt.spec.mode);
     if rt.spec.models.is_empty() {
         out.error = Some(super::config::AgentsConfig::no_model_help().to_owned());

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
+use crate::agent::actor::{AgentDirectory, Priority};
 use crate::agent::model::{Message, Thinking, ToolCall, Usage};
 use crate::agent::prompt::{self, PromptInput};
 use crate::agent::run::{AgentRuntime, EventSink, TurnEvent, TurnInput, TurnOutput, run_turn};
@@ -145,6 +146,13 @@ pub struct Pending {
     /// Not a message: compact the history now (`sessions.compact`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub compact: bool,
+    /// Served before lower ones when the agent has a queue (delegations may raise it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: Priority,
+}
+
+fn is_zero(p: &Priority) -> bool {
+    *p == 0
 }
 
 /// A session's metadata row.
@@ -191,8 +199,8 @@ pub struct RunSummary {
 /// Where a caller wants a run's text deltas.
 pub type TextStream = tokio::sync::mpsc::UnboundedSender<String>;
 
-/// Agents by id, shared by every session.
-pub type Agents = Arc<HashMap<String, Arc<AgentRuntime>>>;
+/// Agents by id (their actors and current runtimes), shared by every session.
+pub type Agents = AgentDirectory;
 
 /// What the Sessions actor needs.
 pub struct SessionsArgs {
@@ -310,15 +318,10 @@ impl SessionsState {
         let agent_id = agent_of(key)
             .unwrap_or(&self.shared.default_agent)
             .to_owned();
-        if !self.shared.agents.contains_key(&agent_id) {
+        if !self.shared.agents.contains(&agent_id) {
             return Err(format!(
                 "session key {key:?} names agent {agent_id:?}, which is not configured (agents: {})",
-                self.shared
-                    .agents
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                self.shared.agents.ids().join(", ")
             ));
         }
         let actor = Injectable {
@@ -459,6 +462,7 @@ impl Actor for SessionsActor {
                     attempts: 0,
                     compact,
                     mode,
+                    priority: 0,
                 };
                 // Durable before it is acknowledged.
                 let seq = match state.shared.store.inbox_push(&key, &pending) {
@@ -706,8 +710,7 @@ impl Actor for SessionActor {
         let agent = args
             .shared
             .agents
-            .get(&args.agent_id)
-            .cloned()
+            .runtime(&args.agent_id)
             .ok_or_else(|| format!("agent {} is not configured", args.agent_id))?;
         let store = &args.shared.store;
         let now = now_ms();
@@ -1093,6 +1096,10 @@ impl SessionState {
                 parts.push((s, p));
             }
         }
+        // The agent's current settings (a reconfigured agent applies from the next turn).
+        if let Some(rt) = self.shared.agents.runtime(&self.agent.spec.id) {
+            self.agent = rt;
+        }
         let mut pending = first;
         if parts.len() > 1 {
             pending.text = parts
@@ -1131,6 +1138,8 @@ impl SessionState {
         let args = RunArgs {
             run_id: pending.run_id.clone(),
             agent: self.agent.clone(),
+            agents: self.shared.agents.clone(),
+            priority: pending.priority,
             input: std::sync::Mutex::new(Some(input)),
             session: myself.clone(),
         };
@@ -1392,6 +1401,9 @@ pub struct RunActor;
 pub struct RunArgs {
     run_id: String,
     agent: Arc<AgentRuntime>,
+    /// Where the turn asks its AgentActor for a slot (and the runtime to run on).
+    agents: AgentDirectory,
+    priority: Priority,
     input: std::sync::Mutex<Option<TurnInput>>,
     session: ActorRef<SessionMsg>,
 }
@@ -1431,9 +1443,19 @@ impl Actor for RunActor {
             }
         };
         let deadline = state.agent.spec.timeout;
-        let output = match tokio::time::timeout(deadline, run_turn(&state.agent, input, &emit))
-            .await
-        {
+        // The wait for a slot counts toward the deadline: a turn stuck behind others ends
+        // with the same clear error as a slow one.
+        let (agents, id, priority) = (&state.agents, &state.agent.spec.id, state.priority);
+        let admitted_turn = async {
+            match agents.admit(id, &run_id, priority).await {
+                Ok(admission) => run_turn(&admission.runtime, input, &emit).await,
+                Err(e) => TurnOutput {
+                    error: Some(e),
+                    ..Default::default()
+                },
+            }
+        };
+        let output = match tokio::time::timeout(deadline, admitted_turn).await {
             Ok(out) => out,
             Err(_) => TurnOutput {
                 error: Some(format!(
