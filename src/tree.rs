@@ -38,6 +38,9 @@ use pincer_actors::agent::actor::{AgentActor, AgentArgs, AgentDirectory};
 use pincer_actors::agent::failover::Cooldowns;
 use pincer_actors::agent::run::{AgentRuntime, Approvals, EventSink};
 use pincer_actors::agent::workspace;
+use pincer_actors::sandbox::{
+    Engine, SandboxBinding, SandboxesActor, SandboxesArgs, SandboxesLookup, SandboxesMsg,
+};
 use pincer_actors::session::methods::{ChatContext, SessionsLookup};
 use pincer_actors::session::{SessionsActor, SessionsArgs, SessionsMsg};
 use pincer_actors::store::Store;
@@ -47,10 +50,12 @@ use crate::setup::Prepared;
 use crate::telemetry::LevelHandle;
 
 /// The children `--inject-fault` can name.
-pub const CHILDREN: [&str; 7] = [
+pub const CHILDREN: [&str; 9] = [
     "config-watcher",
     "gateway",
     "config-reloader",
+    "sandboxes",
+    "sandbox",
     "agent",
     "sessions",
     "session",
@@ -171,7 +176,20 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         })
     };
     let approvals = Arc::new(Approvals::new(events.clone()));
-    let agents = build_agents(p, &agents_config, &args.store, approvals.clone(), &metrics);
+    let (sandboxes_tx, sandboxes_rx) = watch::channel::<Option<ActorRef<SandboxesMsg>>>(None);
+    let sandboxes_tx = Arc::new(sandboxes_tx);
+    let sandboxes_lookup: SandboxesLookup = {
+        let rx = sandboxes_rx.clone();
+        Arc::new(move || rx.borrow().clone())
+    };
+    let (agents, policies) = build_agents(
+        p,
+        &agents_config,
+        &args.store,
+        approvals.clone(),
+        &metrics,
+        &sandboxes_lookup,
+    )?;
     let agents_dir = agents.clone();
     let (sessions_tx, sessions_rx) = watch::channel::<Option<ActorRef<SessionsMsg>>>(None);
     let sessions_tx = Arc::new(sessions_tx);
@@ -186,6 +204,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         approvals,
     });
     pincer_actors::session::methods::register(&mut registry, chat.clone());
+    pincer_actors::sandbox::methods::register(&mut registry, sandboxes_lookup.clone());
     let http_routes = pincer_actors::session::openai::routes(chat, {
         let rx = gateway_rx.clone();
         Arc::new(move || rx.borrow().clone())
@@ -342,6 +361,36 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         })
     };
 
+    // Sandboxes: containers for sandboxed sessions. It connects to Docker on first use,
+    // so a gateway without sandboxing never touches the Engine.
+    let sandboxes_spec = {
+        let (store, faults, tx) = (args.store.clone(), faults.clone(), sandboxes_tx.clone());
+        let metrics = metrics.clone();
+        let keep = policies.clone();
+        let instance = pincer_actors::sandbox::instance_of(p.state.root());
+        ChildSpec::new("sandboxes", "sandboxes", move |ctx| {
+            let args = SandboxesArgs {
+                store: store.clone(),
+                instance: instance.clone(),
+                engine: Engine::Default,
+                faults: faults.clone(),
+                keep: Some(keep.clone()),
+                metrics: metrics.clone(),
+            };
+            let tx = tx.clone();
+            async move {
+                let actor = Injectable {
+                    inner: SandboxesActor,
+                    name: ctx.name.clone(),
+                    faults: ctx.faults.clone(),
+                };
+                let (r, _) = Actor::spawn_linked(None, actor, args, ctx.supervisor).await?;
+                tx.send_replace(Some(r.clone()));
+                Ok(r.get_cell())
+            }
+        })
+    };
+
     // Agents (one_for_one): an AgentActor per configured agent, restarted with backoff;
     // a restarted one re-registers in the directory the sessions use.
     let mut agents_sup =
@@ -370,6 +419,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         .child(watcher_spec)
         .child(gateway_spec)
         .child(reloader_spec)
+        .child(sandboxes_spec)
         .child(Supervisor::child(agents_sup, "agents"))
         .child(sessions_spec);
     let (sup_events, mut event_rx) = pincer_supervision::EventSink::channel();
@@ -400,14 +450,24 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
     })
 }
 
-/// One runtime per configured agent: its tools under its policy, shared provider state.
+/// One runtime per configured agent: its tools under its policy, its sandbox policy,
+/// shared provider state. Also returns the sandbox policy hashes in use (start-up keeps
+/// only containers of those). A sandbox configuration that would weaken the host's
+/// safety (binds of the Docker socket, /, /etc, the state directory...) stops start-up.
 fn build_agents(
     p: &Prepared,
     config: &pincer_actors::agent::config::AgentsConfig,
     store: &Store,
     approvals: Arc<Approvals>,
     metrics: &Metrics,
-) -> pincer_actors::session::Agents {
+    sandboxes: &SandboxesLookup,
+) -> Result<(pincer_actors::session::Agents, Vec<String>), String> {
+    let value = &p.loaded.value;
+    let defaults = value
+        .pointer("/agents/defaults/sandbox")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    let mut policies = Vec::new();
     let cooldowns = Arc::new(Cooldowns::new(Some(store.clone())));
     let skip_bootstrap = p
         .loaded
@@ -420,7 +480,7 @@ fn build_agents(
         if !skip_bootstrap && let Err(e) = workspace::ensure(&spec.workspace) {
             warn!(agent = %spec.id, workspace = %spec.workspace.display(), error = %e, "cannot create the workspace");
         }
-        let rt = AgentRuntime::new(
+        let mut rt = AgentRuntime::new(
             spec.clone(),
             config.providers.clone(),
             config.exec.clone(),
@@ -428,9 +488,28 @@ fn build_agents(
             approvals.clone(),
             metrics.clone(),
         );
+        let own = value
+            .pointer("/agents/list")
+            .and_then(serde_json::Value::as_array)
+            .and_then(|l| l.iter().find(|a| a["id"] == spec.id.as_str()))
+            .and_then(|a| a.get("sandbox"));
+        let sandbox = pincer_actors::sandbox::agent_config(&defaults, own)
+            .map_err(|e| format!("agent {}: sandbox: {e}", spec.id))?;
+        if sandbox.mode != pincer_sandbox::config::Mode::Off {
+            sandbox
+                .check(p.state.root(), &spec.workspace)
+                .map_err(|e| format!("agent {}: sandbox: {e}", spec.id))?;
+            policies.push(sandbox.config_hash());
+            rt.sandbox = Some(SandboxBinding {
+                config: sandbox,
+                sandboxes: sandboxes.clone(),
+                state_dir: p.state.root().to_owned(),
+                main_key: config.main_key.clone(),
+            });
+        }
         runtimes.push(Arc::new(rt));
     }
-    AgentDirectory::new(runtimes)
+    Ok((AgentDirectory::new(runtimes), policies))
 }
 
 impl Tree {

@@ -9,5 +9,6 @@ pub mod agent;
 pub mod config;
 pub mod gateway;
 pub mod protocol;
+pub mod sandbox;
 pub mod session;
 pub mod store;

@@ -101,6 +101,8 @@ pub struct AgentRuntime {
     pub idle_timeout: Duration,
     /// Model calls, failovers and tokens for `/metrics`.
     pub metrics: crate::gateway::Metrics,
+    /// The agent's sandbox policy and the manager of sandboxes (None: never sandboxed).
+    pub sandbox: Option<crate::sandbox::SandboxBinding>,
 }
 
 impl AgentRuntime {
@@ -130,6 +132,7 @@ impl AgentRuntime {
             connect_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
             metrics,
+            sandbox: None,
         }
     }
 
@@ -273,8 +276,21 @@ pub async fn run_turn(
         out.error = Some(super::config::AgentsConfig::no_model_help().to_owned());
         return out;
     }
-    let tools = if mode == Mode::Fast {
+    // A sandboxed session runs `exec` in its container and its file tools in the
+    // container's workspace; tools that would act outside the container are not offered.
+    let sandbox: Option<Result<Arc<crate::sandbox::SandboxHandle>, String>> = rt
+        .sandbox
+        .as_ref()
+        .and_then(|b| b.for_session(&rt.spec.id, &rt.spec.workspace, &input.session_key))
+        .map(|r| r.map(Arc::new));
+    let tools: Vec<ToolSpec> = if mode == Mode::Fast {
         Vec::new()
+    } else if sandbox.is_some() {
+        rt.tool_specs()
+            .iter()
+            .filter(|t| !super::tools::DENIED_IN_SANDBOX.contains(&t.name.as_str()))
+            .cloned()
+            .collect()
     } else {
         rt.tool_specs().to_vec()
     };
@@ -367,7 +383,7 @@ pub async fn run_turn(
         let results = futures_util::future::join_all(
             call.tool_calls
                 .iter()
-                .map(|c| run_tool(rt, &input.session_key, c, emit)),
+                .map(|c| run_tool(rt, &input.session_key, sandbox.as_ref(), c, emit)),
         )
         .await;
         for (c, r) in call.tool_calls.iter().zip(results) {
@@ -651,6 +667,7 @@ async fn call_once(
 async fn run_tool(
     rt: &AgentRuntime,
     session_key: &str,
+    sandbox: Option<&Result<Arc<crate::sandbox::SandboxHandle>, String>>,
     call: &ToolCall,
     emit: &(dyn Fn(TurnEvent) + Send + Sync),
 ) -> super::tools::ToolOutput {
@@ -660,6 +677,24 @@ async fn run_tool(
         arguments: call.arguments.clone(),
     });
     let out = match rt.tools.iter().find(|t| t.name() == call.name) {
+        Some(_)
+            if sandbox.is_some()
+                && super::tools::DENIED_IN_SANDBOX.contains(&call.name.as_str()) =>
+        {
+            super::tools::ToolOutput::error(format!(
+                "{} is not available in a sandboxed session: it would act outside the sandbox (the host's network)",
+                call.name
+            ))
+        }
+        Some(_) if matches!(sandbox, Some(Err(_))) => {
+            let Some(Err(e)) = sandbox else {
+                unreachable!()
+            };
+            super::tools::ToolOutput::error(format!(
+                "{}: this session is sandboxed and its sandbox is unavailable: {e}",
+                call.name
+            ))
+        }
         None => super::tools::ToolOutput::error(format!(
             "tool {:?} is not available to this agent (its tool policy: profile {}, allow {:?}, deny {:?})",
             call.name, rt.spec.tool_profile, rt.spec.tools_allow, rt.spec.tools_deny
@@ -687,6 +722,16 @@ async fn run_tool(
                 let mut ctx = ToolContext::new(&rt.spec.workspace, rt.access());
                 ctx.processes = rt.processes.clone();
                 ctx.limits.exec_timeout = rt.exec.timeout;
+                if let Some(Ok(handle)) = sandbox {
+                    // The container's /workspace: the agent's workspace (rw) or a private
+                    // scratch directory (none, ro), writable either way.
+                    ctx.workspace = handle.spec.workspace_host.clone();
+                    ctx.access = WorkspaceAccess::ReadWrite;
+                    if let Err(e) = std::fs::create_dir_all(&ctx.workspace) {
+                        warn!(error = %e, "cannot create the sandbox workspace");
+                    }
+                    ctx.sandbox = Some(handle.clone() as Arc<dyn super::tools::SandboxRunner>);
+                }
                 tool.call(ctx, call.arguments.clone()).await
             }
         }

@@ -159,6 +159,108 @@ const SESSION: &[Field] = &[
     .restart(),
 ];
 
+const SANDBOX: &[Field] = &[
+    field(
+        "mode",
+        Kind::Enum(&["off", "non-main", "all"]),
+        "Which sessions run their tools in a container: none, all but the owner's main session, or all",
+    )
+    .default("\"off\""),
+    field(
+        "scope",
+        Kind::Enum(&["session", "agent", "shared"]),
+        "One container per session, per agent, or one shared by all",
+    )
+    .default("\"session\""),
+    field(
+        "workspaceAccess",
+        Kind::Enum(&["none", "ro", "rw"]),
+        "none: a private scratch /workspace; ro: scratch plus the agent workspace read-only at /agent; rw: the agent workspace at /workspace",
+    )
+    .default("\"none\""),
+    field("docker", Kind::Object(SANDBOX_DOCKER), "The container"),
+    field("prune", Kind::Object(SANDBOX_PRUNE), "When unused containers are removed"),
+];
+
+const SANDBOX_DOCKER: &[Field] = &[
+    field(
+        "image",
+        Kind::String,
+        "Image (build it with `pincer sandbox setup`)",
+    )
+    .default("\"pincer-sandbox:bookworm\""),
+    field(
+        "network",
+        Kind::String,
+        "Docker network: none, or a bridge network (host is refused)",
+    )
+    .default("\"none\""),
+    field("readOnlyRoot", Kind::Bool, "Read-only root filesystem").default("true"),
+    field("tmpfs", Kind::StringList, "tmpfs mounts, `path[:options]`")
+        .default("[\"/tmp\", \"/var/tmp\", \"/run\"]"),
+    field("user", Kind::String, "uid:gid the container runs as").default("\"1000:1000\""),
+    field("capDrop", Kind::StringList, "Capabilities dropped").default("[\"ALL\"]"),
+    field(
+        "memory",
+        Kind::String,
+        "Memory limit (no swap beyond it), e.g. 512m",
+    )
+    .default("\"512m\""),
+    field("cpus", Kind::Number, "CPUs").default("1"),
+    field(
+        "pidsLimit",
+        Kind::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+        "Processes at most",
+    )
+    .default("256"),
+    field(
+        "ulimits",
+        Kind::FreeObject,
+        "ulimits: name -> number or {soft, hard}",
+    ),
+    field(
+        "seccompProfile",
+        Kind::String,
+        "Path to a seccomp profile (default: the shipped deploy/seccomp.json; unconfined is refused)",
+    ),
+    field("apparmorProfile", Kind::String, "AppArmor profile name"),
+    field("env", Kind::StringMap, "Environment of the container"),
+    field(
+        "binds",
+        Kind::StringList,
+        "Extra binds `host:container[:ro|rw]` (the Docker socket, /, /etc, the state dir are refused)",
+    ),
+    field(
+        "setupCommand",
+        Kind::String,
+        "Run once after the container is created",
+    ),
+];
+
+const SANDBOX_PRUNE: &[Field] = &[
+    field(
+        "idleHours",
+        Kind::Int {
+            min: 0,
+            max: 100_000,
+        },
+        "Remove after this many idle hours (0: never)",
+    )
+    .default("24"),
+    field(
+        "maxAgeDays",
+        Kind::Int {
+            min: 0,
+            max: 10_000,
+        },
+        "Remove after this many days (0: never)",
+    )
+    .default("7"),
+];
+
 const SESSION_RESET: &[Field] = &[
     field(
         "mode",
@@ -269,8 +371,8 @@ const AGENT: &[Field] = &[
     ),
     field(
         "sandbox",
-        Kind::FreeObject,
-        "Sandbox policy for this agent (defined by the sandbox issue)",
+        Kind::Object(SANDBOX),
+        "Sandbox policy for this agent, merged over agents.defaults.sandbox",
     ),
 ];
 
@@ -331,8 +433,8 @@ const AGENT_DEFAULTS: &[Field] = &[
     WORKSPACE_ACCESS_FIELD.default("\"rw\""),
     field(
         "sandbox",
-        Kind::FreeObject,
-        "Sandbox defaults (defined by the sandbox issue)",
+        Kind::Object(SANDBOX),
+        "Docker sandboxes for tools (off unless mode says otherwise)",
     ),
     field(
         "heartbeat",

@@ -20,7 +20,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const GATEWAY: TableDefinition<&str, u64> = TableDefinition::new("gateway");
 
 /// The schema version this build writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 3;
+pub const CURRENT_SCHEMA_VERSION: u64 = 4;
 
 /// One step of the migration path, run in its own write transaction.
 pub struct Migration {
@@ -53,6 +53,12 @@ pub const MIGRATIONS: &[Migration] = &[
         to: 3,
         description: "create the session lifecycle and archive tables",
         run: sessions::create_lifecycle_tables,
+    },
+    Migration {
+        from: 3,
+        to: 4,
+        description: "create the sandboxes table",
+        run: sessions::create_sandbox_table,
     },
 ];
 

@@ -28,6 +28,14 @@ pub(super) const LIFECYCLE: TableDefinition<(&str, u64), &[u8]> = TableDefinitio
 pub(super) const ARCHIVE: TableDefinition<(&str, u64, u64), &[u8]> =
     TableDefinition::new("archive");
 
+/// `sandboxes`: sandbox scope key -> its container record (JSON).
+pub(super) const SANDBOXES: TableDefinition<&str, &[u8]> = TableDefinition::new("sandboxes");
+
+pub(super) fn create_sandbox_table(tx: &WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(SANDBOXES)?;
+    Ok(())
+}
+
 pub(super) fn create_lifecycle_tables(tx: &WriteTransaction) -> Result<(), redb::Error> {
     tx.open_table(LIFECYCLE)?;
     tx.open_table(ARCHIVE)?;
@@ -366,6 +374,41 @@ impl Store {
             .map_err(|e| self.db_err(e))?
         {
             out.push(self.decode("archive", row.map_err(|e| self.db_err(e))?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Records (or, with `None`, forgets) a sandbox's container.
+    pub fn set_sandbox<T: Serialize>(
+        &self,
+        scope: &str,
+        record: Option<&T>,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        {
+            let mut t = tx.open_table(SANDBOXES).map_err(|e| self.db_err(e))?;
+            match record {
+                Some(r) => {
+                    t.insert(scope, to_json(r).as_slice())
+                        .map_err(|e| self.db_err(e))?;
+                }
+                None => {
+                    t.remove(scope).map_err(|e| self.db_err(e))?;
+                }
+            }
+        }
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// Every recorded sandbox: (scope key, record).
+    pub fn sandboxes<T: DeserializeOwned>(&self) -> Result<Vec<(String, T)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let t = tx.open_table(SANDBOXES).map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.db_err(e))? {
+            let (k, v) = row.map_err(|e| self.db_err(e))?;
+            out.push((k.value().to_owned(), self.decode("sandboxes", v.value())?));
         }
         Ok(out)
     }

@@ -32,7 +32,8 @@ use serde_json::{Value, json};
 use super::args::Args;
 use super::process::Run;
 use super::{
-    Intent, PathError, Risk, Tool, ToolContext, ToolOutput, WorkspaceAccess, boxed, schema,
+    Intent, PathError, Risk, SandboxRunner, Tool, ToolContext, ToolOutput, WorkspaceAccess, boxed,
+    schema,
 };
 use crate::agent::model::ToolSpec;
 
@@ -182,6 +183,9 @@ async fn exec(ctx: ToolContext, args: Value) -> ToolOutput {
         Ok(a) => a,
         Err(e) => return ToolOutput::error(e),
     };
+    if let Some(sandbox) = ctx.sandbox.clone() {
+        return sandboxed(&ctx, sandbox, args).await;
+    }
     if ctx.access != WorkspaceAccess::ReadWrite {
         let access = ctx.access.as_str();
         return ToolOutput::error(format!(
@@ -263,6 +267,88 @@ async fn exec(ctx: ToolContext, args: Value) -> ToolOutput {
     };
     let text = format!("{note}{body}\n\n[{status}]");
     if status.is_failure() {
+        ToolOutput::error(text)
+    } else {
+        ToolOutput::ok(text)
+    }
+}
+
+/// `exec` in the session's container: the container is the boundary (its filesystem,
+/// no network, no capabilities), so any workspace access level may run commands there.
+async fn sandboxed(
+    ctx: &ToolContext,
+    sandbox: Arc<dyn SandboxRunner>,
+    args: ExecArgs,
+) -> ToolOutput {
+    if args.background || args.yield_after.is_some() {
+        return ToolOutput::error(
+            "exec: background runs are not available in the sandbox; run the command in the \
+             foreground with a `timeout` (up to the exec maximum)",
+        );
+    }
+    let workdir = match args.workdir.as_deref() {
+        None | Some("") | Some(".") => "/workspace".to_owned(),
+        Some(w) if w.starts_with('/') => w.to_owned(),
+        Some(w) => format!("/workspace/{}", w.trim_start_matches("./")),
+    };
+    let limits = &ctx.limits;
+    let mut note = String::new();
+    let timeout = match args.timeout {
+        Some(t) if t > limits.exec_max_timeout => {
+            note = format!(
+                "[timeout capped at {}s]\n",
+                limits.exec_max_timeout.as_secs_f64()
+            );
+            limits.exec_max_timeout
+        }
+        Some(t) => t,
+        None => limits.exec_timeout,
+    };
+    let req = pincer_sandbox::docker::ExecRequest {
+        cmd: vec!["sh".into(), "-c".into(), args.command.clone()],
+        workdir: Some(workdir),
+        env: args.env.clone(),
+        timeout,
+        max_output: limits.max_output_bytes,
+        user: None,
+    };
+    let r = match sandbox.exec(req).await {
+        Ok(r) => r,
+        Err(e) => return ToolOutput::error(format!("exec: the sandbox failed: {e}")),
+    };
+    let mut body = r.stdout;
+    if !r.stderr.is_empty() {
+        if !body.is_empty() && !body.ends_with('\n') {
+            body.push('\n');
+        }
+        body.push_str(&r.stderr);
+    }
+    if body.is_empty() {
+        body = "(no output)".into();
+    }
+    if r.truncated {
+        body.push_str(&format!(
+            "\n[output cut at {} bytes]",
+            limits.max_output_bytes
+        ));
+    }
+    let status = if r.timed_out {
+        format!(
+            "timed out after {:.1}s; the whole process tree was killed",
+            timeout.as_secs_f64()
+        )
+    } else {
+        match r.exit_code {
+            Some(c) => format!("exit code {c}"),
+            None => "no exit code".into(),
+        }
+    };
+    let text = format!(
+        "{note}{}\n\n[{status}; in sandbox {}]",
+        body.trim_end(),
+        sandbox.describe()
+    );
+    if r.timed_out || r.exit_code != Some(0) {
         ToolOutput::error(text)
     } else {
         ToolOutput::ok(text)

@@ -114,15 +114,34 @@ impl Default for Limits {
     }
 }
 
+/// Where `exec` runs when the session is sandboxed: a container owned by a SandboxActor.
+pub trait SandboxRunner: Send + Sync + 'static {
+    /// Runs a command in the container; `Err` is the sandbox failing (daemon down,
+    /// circuit open...), not the command.
+    fn exec(
+        &self,
+        req: pincer_sandbox::docker::ExecRequest,
+    ) -> BoxFuture<'static, Result<pincer_sandbox::docker::ExecResult, String>>;
+    /// Which container, for messages.
+    fn describe(&self) -> String;
+}
+
+/// Tools a sandboxed session may not use: they would act outside the container (the
+/// host's network for `web_fetch`), defeating its isolation.
+pub const DENIED_IN_SANDBOX: &[&str] = &["web_fetch"];
+
 /// What one call may touch.
 #[derive(Clone)]
 pub struct ToolContext {
-    /// The root all paths resolve in.
+    /// The root all paths resolve in (a sandboxed session: the host side of the
+    /// container's `/workspace`).
     pub workspace: PathBuf,
     pub access: WorkspaceAccess,
     /// Background `exec` runs of this session.
     pub processes: Arc<ProcessTable>,
     pub limits: Limits,
+    /// Set when the session is sandboxed: `exec` runs in this container.
+    pub sandbox: Option<Arc<dyn SandboxRunner>>,
 }
 
 impl ToolContext {
@@ -133,6 +152,7 @@ impl ToolContext {
             access,
             processes: Arc::new(ProcessTable::new()),
             limits: Limits::default(),
+            sandbox: None,
         }
     }
 

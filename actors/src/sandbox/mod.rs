@@ -1,0 +1,1271 @@
+//! Sandboxes: a SandboxActor per sandbox scope key owns one hardened container, under the
+//! Sandboxes actor that finds or starts them, restarts a crashed one (which adopts its
+//! container) and removes containers nobody owns.
+//!
+//! ```text
+//! Sandboxes (one per gateway)   Docker connection with backoff, adoption at start-up,
+//! │                             pruning, recreate, list
+//! └── SandboxActor per scope    its container: adopt or create, leases for exec, the
+//!                               circuit breaker, the store record
+//! ```
+//!
+//! Which sessions are sandboxed and where their container's `/workspace` comes from is
+//! decided by pure functions here (`sandboxed`, `scope_key`, `plan`); `exec` in a
+//! sandboxed session goes through a [`SandboxHandle`] (the tools' `SandboxRunner`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use pincer_sandbox::SandboxError;
+use pincer_sandbox::config::{Access, Mode, SandboxConfig, Scope};
+use pincer_sandbox::docker::{
+    ContainerInfo, ContainerSpec, Docker, ExecRequest, ExecResult, LABEL_AGENT, LABEL_CONFIG_HASH,
+    LABEL_CREATED_AT, LABEL_SANDBOX, LABEL_SCOPE_KEY, LABEL_SESSION, Mount,
+};
+use pincer_supervision::fault::{FaultHandle, Injectable};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+pub mod methods;
+
+use crate::agent::tools::SandboxRunner;
+use crate::gateway::now_ms;
+use crate::session::keys;
+use crate::store::Store;
+
+/// Consecutive failures of a sandbox that open its circuit breaker.
+pub const BREAKER_FAILURES: u32 = 3;
+/// How long an open breaker suspends the sandbox.
+pub const BREAKER_COOLDOWN: Duration = Duration::from_secs(60);
+/// How often idle and old sandboxes are pruned.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(5 * 60);
+/// A sandbox that crashes more than this within a minute has its container removed.
+const MAX_RESTARTS: u32 = 3;
+
+/// Whether a session of `agent_id` with `session_key` runs sandboxed.
+pub fn sandboxed(cfg: &SandboxConfig, agent_id: &str, main_key: &str, session_key: &str) -> bool {
+    match cfg.mode {
+        Mode::Off => false,
+        Mode::All => true,
+        // non-main: the owner's private main session stays on the host.
+        Mode::NonMain => !keys::is_main(session_key, agent_id, main_key),
+    }
+}
+
+/// Which sandbox a session uses: one per session, per agent, or one shared by all.
+pub fn scope_key(cfg: &SandboxConfig, agent_id: &str, session_key: &str) -> String {
+    match cfg.scope {
+        Scope::Session => format!("session:{session_key}"),
+        Scope::Agent => format!("agent:{agent_id}"),
+        Scope::Shared => "shared".into(),
+    }
+}
+
+/// Which gateway a container belongs to: a hash of its state directory, so two gateways
+/// (or parallel tests) on one Docker Engine never touch each other's containers.
+pub const LABEL_INSTANCE: &str = "pincer.instance";
+
+/// The instance id of a state directory.
+pub fn instance_of(state_dir: &Path) -> String {
+    hex::encode(&Sha256::digest(state_dir.as_os_str().as_encoded_bytes())[..6])
+}
+
+/// A name Docker accepts (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`), readable and unique per gateway
+/// instance and scope.
+pub fn container_name(instance: &str, scope: &str) -> String {
+    let readable: String = scope
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let readable: String = readable.chars().take(40).collect();
+    let hash = hex::encode(&Sha256::digest(format!("{instance}/{scope}").as_bytes())[..5]);
+    format!("pincer-sbx-{}-{hash}", readable.trim_matches('-'))
+}
+
+/// Everything a SandboxActor needs to make its container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxSpec {
+    /// The gateway instance (see `instance_of`).
+    pub instance: String,
+    pub scope: String,
+    pub agent_id: String,
+    pub session_key: String,
+    pub config: SandboxConfig,
+    /// The host directory behind the container's `/workspace` (file tools work there).
+    pub workspace_host: PathBuf,
+    pub mounts: Vec<Mount>,
+}
+
+impl SandboxSpec {
+    /// The configuration hash with the mounts: a change recreates the container.
+    pub fn hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.config.config_hash());
+        for m in &self.mounts {
+            h.update(format!(
+                "{}|{}|{}\n",
+                m.host.display(),
+                m.container,
+                m.read_only
+            ));
+        }
+        hex::encode(&h.finalize()[..8])
+    }
+}
+
+/// Where a session's sandbox lives (pure: no Docker, no files touched).
+/// - workspaceAccess none: a private scratch directory at `/workspace`;
+/// - ro: the scratch directory at `/workspace`, the agent's workspace read-only at `/agent`;
+/// - rw: the agent's workspace at `/workspace`.
+pub fn plan(
+    cfg: &SandboxConfig,
+    state_dir: &Path,
+    agent_id: &str,
+    agent_workspace: &Path,
+    session_key: &str,
+) -> SandboxSpec {
+    let scope = scope_key(cfg, agent_id, session_key);
+    let instance = instance_of(state_dir);
+    let scratch = state_dir
+        .join("sandboxes")
+        .join(container_name(&instance, &scope))
+        .join("workspace");
+    let (workspace_host, mut mounts) = match cfg.workspace_access {
+        Access::None => (scratch.clone(), vec![]),
+        Access::Ro => (
+            scratch.clone(),
+            vec![Mount {
+                host: agent_workspace.to_owned(),
+                container: "/agent".into(),
+                read_only: true,
+            }],
+        ),
+        Access::Rw => (agent_workspace.to_owned(), vec![]),
+    };
+    mounts.insert(
+        0,
+        Mount {
+            host: workspace_host.clone(),
+            container: "/workspace".into(),
+            read_only: false,
+        },
+    );
+    SandboxSpec {
+        instance,
+        scope,
+        agent_id: agent_id.to_owned(),
+        session_key: session_key.to_owned(),
+        config: cfg.clone(),
+        workspace_host,
+        mounts,
+    }
+}
+
+/// A container as the store remembers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxRecord {
+    pub container_id: String,
+    pub name: String,
+    pub agent_id: String,
+    pub session_key: String,
+    pub config_hash: String,
+    /// The agent's sandbox policy hash (without mounts): start-up keeps containers
+    /// whose policy is still configured.
+    #[serde(default)]
+    pub policy_hash: String,
+    pub image: String,
+    pub created_at: u64,
+    pub last_used: u64,
+}
+
+/// One row of `sandbox.list`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxInfo {
+    pub scope: String,
+    pub name: String,
+    pub container_id: String,
+    pub agent_id: String,
+    pub session_key: String,
+    pub image: String,
+    pub running: bool,
+    /// Whether a SandboxActor owns it now.
+    pub live: bool,
+    pub created_at: u64,
+    pub last_used: u64,
+    pub config_hash: String,
+    /// Why its breaker is open, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// SandboxActor
+
+pub enum SandboxMsg {
+    /// The container to run in, unless the breaker is open.
+    Lease {
+        reply: RpcReplyPort<Result<(Docker, String), String>>,
+    },
+    /// How a leased run went (`Err`: the sandbox failed, not the command).
+    Report {
+        outcome: Result<(), String>,
+    },
+    Info {
+        reply: RpcReplyPort<SandboxInfo>,
+    },
+}
+
+pub struct SandboxActor;
+
+pub struct SandboxArgs {
+    pub docker: Docker,
+    pub spec: SandboxSpec,
+    pub store: Store,
+}
+
+pub struct SandboxState {
+    docker: Docker,
+    spec: SandboxSpec,
+    store: Store,
+    record: SandboxRecord,
+    failures: u32,
+    last_error: String,
+    open_until: Option<Instant>,
+}
+
+impl SandboxState {
+    fn touch(&mut self) {
+        self.record.last_used = now_ms();
+        if let Err(e) = self.store.set_sandbox(&self.spec.scope, Some(&self.record)) {
+            warn!(scope = %self.spec.scope, error = %e, "could not record the sandbox");
+        }
+    }
+}
+
+/// Finds this scope's container (adopting it when its configuration hash matches and it
+/// runs or starts) or makes a new one; removes the scope's stale containers.
+async fn ensure_container(
+    docker: &Docker,
+    spec: &SandboxSpec,
+) -> Result<SandboxRecord, SandboxError> {
+    let hash = spec.hash();
+    let existing = docker
+        .list(&[
+            (LABEL_SANDBOX, "1"),
+            (LABEL_INSTANCE, spec.instance.as_str()),
+            (LABEL_SCOPE_KEY, spec.scope.as_str()),
+        ])
+        .await?;
+    let mut adopted = None;
+    for c in existing {
+        let same = c.labels.get(LABEL_CONFIG_HASH) == Some(&hash);
+        if same && adopted.is_none() {
+            if !c.running
+                && let Err(e) = docker.start(&c.id).await
+            {
+                warn!(container = %c.name, error = %e, "cannot restart a stopped sandbox; replacing it");
+                docker.remove(&c.id).await?;
+                continue;
+            }
+            adopted = Some(c);
+        } else {
+            info!(container = %c.name, "removing a sandbox whose configuration changed");
+            docker.remove(&c.id).await?;
+        }
+    }
+    let created_label = |c: &ContainerInfo| {
+        c.labels
+            .get(LABEL_CREATED_AT)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(c.created as u64 * 1000)
+    };
+    if let Some(c) = adopted {
+        info!(container = %c.name, scope = %spec.scope, "sandbox adopted");
+        return Ok(SandboxRecord {
+            container_id: c.id.clone(),
+            name: c.name.clone(),
+            agent_id: spec.agent_id.clone(),
+            session_key: spec.session_key.clone(),
+            config_hash: hash,
+            policy_hash: spec.config.config_hash(),
+            image: spec.config.docker.image.clone(),
+            created_at: created_label(&c),
+            last_used: now_ms(),
+        });
+    }
+    if !docker.image_exists(&spec.config.docker.image).await? {
+        return Err(SandboxError::ImageMissing {
+            image: spec.config.docker.image.clone(),
+        });
+    }
+    std::fs::create_dir_all(&spec.workspace_host)?;
+    // The sandbox user (uid 1000 in the image) works in a scratch workspace it owns.
+    if spec.config.workspace_access != Access::Rw {
+        chown_sandbox_user(&spec.workspace_host);
+    }
+    let now = now_ms();
+    let name = container_name(&spec.instance, &spec.scope);
+    let labels = BTreeMap::from([
+        (LABEL_SANDBOX.to_owned(), "1".to_owned()),
+        (LABEL_INSTANCE.to_owned(), spec.instance.clone()),
+        (LABEL_SCOPE_KEY.to_owned(), spec.scope.clone()),
+        (LABEL_SESSION.to_owned(), spec.session_key.clone()),
+        (LABEL_AGENT.to_owned(), spec.agent_id.clone()),
+        (LABEL_CONFIG_HASH.to_owned(), hash.clone()),
+        (LABEL_CREATED_AT.to_owned(), now.to_string()),
+    ]);
+    let cspec = ContainerSpec {
+        name: name.clone(),
+        config: spec.config.docker.clone(),
+        labels,
+        mounts: spec.mounts.clone(),
+        workdir: "/workspace".into(),
+        hostname: Some("sandbox".into()),
+    };
+    let id = docker.create(&cspec).await?;
+    if let Err(e) = docker.start(&id).await {
+        let _ = docker.remove(&id).await;
+        return Err(e);
+    }
+    if let Some(setup) = spec
+        .config
+        .docker
+        .setup_command
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        let req = ExecRequest {
+            timeout: Duration::from_secs(300),
+            ..ExecRequest::new(["sh", "-c", setup])
+        };
+        let r = docker.exec(&id, &req, &mut |_, _| {}).await;
+        let failed = match &r {
+            Ok(r) if r.exit_code == Some(0) => None,
+            Ok(r) => Some(format!("exit {:?}: {}{}", r.exit_code, r.stdout, r.stderr)),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = failed {
+            let _ = docker.remove(&id).await;
+            return Err(SandboxError::Docker(format!(
+                "the sandbox setupCommand failed ({}); fix agents.*.sandbox.docker.setupCommand",
+                why.trim()
+            )));
+        }
+    }
+    info!(container = %name, scope = %spec.scope, image = %spec.config.docker.image, "sandbox created");
+    Ok(SandboxRecord {
+        container_id: id,
+        name,
+        agent_id: spec.agent_id.clone(),
+        session_key: spec.session_key.clone(),
+        config_hash: hash,
+        policy_hash: spec.config.config_hash(),
+        image: spec.config.docker.image.clone(),
+        created_at: now,
+        last_used: now,
+    })
+}
+
+#[cfg(unix)]
+fn chown_sandbox_user(dir: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let uid = pincer_sandbox::image::SANDBOX_UID;
+    let gid = pincer_sandbox::image::SANDBOX_GID;
+    if let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) {
+        // SAFETY: a valid NUL-terminated path. Failing (not root) is fine: the directory
+        // then stays the gateway user's, which is uid 1000 on most single-user hosts.
+        unsafe {
+            libc::chown(c.as_ptr(), uid, gid);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn chown_sandbox_user(_dir: &Path) {}
+
+impl Actor for SandboxActor {
+    type Msg = SandboxMsg;
+    type State = SandboxState;
+    type Arguments = SandboxArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SandboxMsg>,
+        args: SandboxArgs,
+    ) -> Result<SandboxState, ActorProcessingErr> {
+        let record = ensure_container(&args.docker, &args.spec).await?;
+        let mut state = SandboxState {
+            docker: args.docker,
+            spec: args.spec,
+            store: args.store,
+            record,
+            failures: 0,
+            last_error: String::new(),
+            open_until: None,
+        };
+        state.touch();
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<SandboxMsg>,
+        msg: SandboxMsg,
+        state: &mut SandboxState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SandboxMsg::Lease { reply } => {
+                if let Some(until) = state.open_until {
+                    let now = Instant::now();
+                    if now < until {
+                        let _ = reply.send(Err(format!(
+                            "the sandbox is suspended for another {}s after {} consecutive failures (last: {}); the tool is unavailable until then",
+                            (until - now).as_secs().max(1),
+                            state.failures,
+                            state.last_error
+                        )));
+                        return Ok(());
+                    }
+                    // Half-open: one try; a failure opens it again.
+                    state.open_until = None;
+                }
+                state.touch();
+                let _ = reply.send(Ok((
+                    state.docker.clone(),
+                    state.record.container_id.clone(),
+                )));
+            }
+            SandboxMsg::Report { outcome } => match outcome {
+                Ok(()) => state.failures = 0,
+                Err(e) => {
+                    state.failures += 1;
+                    state.last_error = e;
+                    if state.failures >= BREAKER_FAILURES {
+                        warn!(scope = %state.spec.scope, failures = state.failures, error = %state.last_error, "sandbox circuit breaker open");
+                        state.open_until = Some(Instant::now() + BREAKER_COOLDOWN);
+                    }
+                }
+            },
+            SandboxMsg::Info { reply } => {
+                let suspended = state
+                    .open_until
+                    .filter(|u| *u > Instant::now())
+                    .map(|_| state.last_error.clone());
+                let _ = reply.send(info_of(
+                    &state.spec.scope,
+                    &state.record,
+                    true,
+                    true,
+                    suspended,
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn info_of(
+    scope: &str,
+    r: &SandboxRecord,
+    running: bool,
+    live: bool,
+    suspended: Option<String>,
+) -> SandboxInfo {
+    SandboxInfo {
+        scope: scope.to_owned(),
+        name: r.name.clone(),
+        container_id: r.container_id.clone(),
+        agent_id: r.agent_id.clone(),
+        session_key: r.session_key.clone(),
+        image: r.image.clone(),
+        running,
+        live,
+        created_at: r.created_at,
+        last_used: r.last_used,
+        config_hash: r.config_hash.clone(),
+        suspended,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sandboxes
+
+/// How to reach the Docker Engine.
+#[derive(Debug, Clone, Default)]
+pub enum Engine {
+    /// DOCKER_HOST or the default socket.
+    #[default]
+    Default,
+    Socket(String),
+}
+
+pub struct SandboxesArgs {
+    pub store: Store,
+    /// This gateway's instance id (`instance_of(state dir)`): only its containers are
+    /// listed, pruned, adopted or removed.
+    pub instance: String,
+    pub engine: Engine,
+    pub faults: FaultHandle,
+    /// The sandbox policy hashes configured now: at start-up, containers without a
+    /// record, or whose agent's policy is no longer configured, are removed (None: no
+    /// clean-up at start).
+    pub keep: Option<Vec<String>>,
+    /// Restarts are counted as `pincer_actor_restarts_total{kind="sandbox"}`.
+    pub metrics: crate::gateway::Metrics,
+}
+
+pub enum SandboxesMsg {
+    /// The SandboxActor for a spec (started, adopting or creating its container, if needed).
+    Acquire {
+        spec: Box<SandboxSpec>,
+        reply: RpcReplyPort<Result<ActorRef<SandboxMsg>, String>>,
+    },
+    List {
+        reply: RpcReplyPort<Result<Vec<SandboxInfo>, String>>,
+    },
+    /// Removes the containers whose scope, agent or session matches `filter` (all with
+    /// None); the next use creates them afresh. Replies with the names removed.
+    Recreate {
+        filter: Option<String>,
+        reply: RpcReplyPort<Result<Vec<String>, String>>,
+    },
+    /// Removes containers idle longer than their `prune.idleHours` or older than
+    /// `prune.maxAgeDays`; replies with the names removed.
+    Prune {
+        reply: RpcReplyPort<Result<Vec<String>, String>>,
+    },
+    /// The periodic prune.
+    Tick,
+}
+
+pub struct SandboxesActor;
+
+struct Live {
+    actor: ActorRef<SandboxMsg>,
+    spec: SandboxSpec,
+}
+
+pub struct SandboxesState {
+    store: Store,
+    instance: String,
+    engine: Engine,
+    faults: FaultHandle,
+    docker: Option<Docker>,
+    /// After a failed connection: not before this instant, and why.
+    retry_at: Option<(Instant, String)>,
+    backoff: Duration,
+    live: HashMap<String, Live>,
+    restarts: HashMap<String, (Instant, u32)>,
+    /// The scope's prune policy, from its last spec.
+    prune: HashMap<String, pincer_sandbox::config::PruneConfig>,
+    keep: Option<Vec<String>>,
+    metrics: crate::gateway::Metrics,
+}
+
+impl SandboxesState {
+    /// The Engine, connecting when needed; while it is unreachable, fails fast until the
+    /// next attempt is due (1 s, doubling to 60 s).
+    async fn docker(&mut self) -> Result<Docker, String> {
+        if let Some(d) = &self.docker {
+            return Ok(d.clone());
+        }
+        if let Some((at, why)) = &self.retry_at
+            && Instant::now() < *at
+        {
+            return Err(format!(
+                "{why} (next attempt in {}s)",
+                (*at - Instant::now()).as_secs().max(1)
+            ));
+        }
+        let connected = match &self.engine {
+            Engine::Default => Docker::connect().await,
+            Engine::Socket(s) => Docker::connect_with_socket(s).await,
+        };
+        match connected {
+            Ok(d) => {
+                self.retry_at = None;
+                self.backoff = Duration::from_secs(1);
+                self.docker = Some(d.clone());
+                if let Some(keep) = self.keep.take() {
+                    self.clean_up(&d, &keep).await;
+                }
+                Ok(d)
+            }
+            Err(e) => {
+                let why = e.to_string();
+                warn!(error = %why, retry_in = ?self.backoff, "docker unreachable; sandboxed tools fail until it answers");
+                self.retry_at = Some((Instant::now() + self.backoff, why.clone()));
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(60));
+                Err(why)
+            }
+        }
+    }
+
+    /// At start-up: containers of ours with no record, or whose configuration is no
+    /// longer used, are removed; records without a container are forgotten. The rest
+    /// are adopted by their SandboxActor on first use.
+    async fn clean_up(&mut self, docker: &Docker, keep: &[String]) {
+        let records: HashMap<String, SandboxRecord> = match self.store.sandboxes() {
+            Ok(r) => r.into_iter().collect(),
+            Err(e) => {
+                warn!(error = %e, "cannot read the sandbox records; not cleaning up");
+                return;
+            }
+        };
+        let containers = match docker
+            .list(&[
+                (LABEL_SANDBOX, "1"),
+                (LABEL_INSTANCE, self.instance.as_str()),
+            ])
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "cannot list sandbox containers; not cleaning up");
+                return;
+            }
+        };
+        for c in &containers {
+            let scope = c.labels.get(LABEL_SCOPE_KEY).cloned().unwrap_or_default();
+            let record = records.get(&scope).filter(|r| r.container_id == c.id);
+            let recorded = record.is_some();
+            if !record.is_some_and(|r| keep.contains(&r.policy_hash)) {
+                info!(container = %c.name, recorded, "removing a stale sandbox at start-up");
+                if let Err(e) = docker.remove(&c.id).await {
+                    warn!(container = %c.name, error = %e, "could not remove a stale sandbox");
+                }
+                let _ = self.store.set_sandbox::<SandboxRecord>(&scope, None);
+            }
+        }
+        for (scope, r) in records {
+            if !containers.iter().any(|c| c.id == r.container_id) {
+                let _ = self.store.set_sandbox::<SandboxRecord>(&scope, None);
+            }
+        }
+    }
+
+    async fn start(
+        &mut self,
+        myself: &ActorRef<SandboxesMsg>,
+        spec: SandboxSpec,
+    ) -> Result<ActorRef<SandboxMsg>, String> {
+        let docker = self.docker().await?;
+        let actor = Injectable {
+            inner: SandboxActor,
+            name: "sandbox".into(),
+            faults: self.faults.clone(),
+        };
+        let args = SandboxArgs {
+            docker,
+            spec: spec.clone(),
+            store: self.store.clone(),
+        };
+        match Actor::spawn_linked(None, actor, args, myself.get_cell()).await {
+            Ok((r, _)) => {
+                self.prune
+                    .insert(spec.scope.clone(), spec.config.prune.clone());
+                self.live.insert(
+                    spec.scope.clone(),
+                    Live {
+                        actor: r.clone(),
+                        spec,
+                    },
+                );
+                Ok(r)
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                // The Engine went away: connect again next time.
+                if msg.contains("not reachable") {
+                    self.docker = None;
+                }
+                Err(msg)
+            }
+        }
+    }
+
+    async fn remove_scope(&mut self, scope: &str) -> Option<String> {
+        if let Some(l) = self.live.remove(scope) {
+            let _ = l
+                .actor
+                .stop_and_wait(Some("removed".into()), Some(Duration::from_secs(5)))
+                .await;
+        }
+        let docker = self.docker.clone()?;
+        let found = docker
+            .list(&[
+                (LABEL_SANDBOX, "1"),
+                (LABEL_INSTANCE, self.instance.as_str()),
+                (LABEL_SCOPE_KEY, scope),
+            ])
+            .await
+            .unwrap_or_default();
+        let mut name = None;
+        for c in found {
+            if docker.remove(&c.id).await.is_ok() {
+                name = Some(c.name);
+            }
+        }
+        let _ = self.store.set_sandbox::<SandboxRecord>(scope, None);
+        name
+    }
+
+    async fn list(&mut self) -> Result<Vec<SandboxInfo>, String> {
+        let docker = self.docker().await?;
+        let containers = docker
+            .list(&[
+                (LABEL_SANDBOX, "1"),
+                (LABEL_INSTANCE, self.instance.as_str()),
+            ])
+            .await
+            .map_err(|e| e.to_string())?;
+        let records: HashMap<String, SandboxRecord> = self
+            .store
+            .sandboxes()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        let mut out = Vec::new();
+        for c in containers {
+            let scope = c.labels.get(LABEL_SCOPE_KEY).cloned().unwrap_or_default();
+            let live = self.live.get(&scope);
+            let mut info = match live {
+                Some(l) => match l
+                    .actor
+                    .call(
+                        |reply| SandboxMsg::Info { reply },
+                        Some(Duration::from_secs(2)),
+                    )
+                    .await
+                {
+                    Ok(ractor::rpc::CallResult::Success(i)) => i,
+                    _ => info_from_labels(&scope, &c, records.get(&scope)),
+                },
+                None => info_from_labels(&scope, &c, records.get(&scope)),
+            };
+            info.running = c.running;
+            out.push(info);
+        }
+        out.sort_by(|a, b| a.scope.cmp(&b.scope));
+        Ok(out)
+    }
+}
+
+fn info_from_labels(scope: &str, c: &ContainerInfo, r: Option<&SandboxRecord>) -> SandboxInfo {
+    let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+    let created = label(LABEL_CREATED_AT)
+        .parse()
+        .unwrap_or(c.created as u64 * 1000);
+    SandboxInfo {
+        scope: scope.to_owned(),
+        name: c.name.clone(),
+        container_id: c.id.clone(),
+        agent_id: label(LABEL_AGENT),
+        session_key: label(LABEL_SESSION),
+        image: r.map(|r| r.image.clone()).unwrap_or_default(),
+        running: c.running,
+        live: false,
+        created_at: created,
+        last_used: r.map_or(created, |r| r.last_used),
+        config_hash: label(LABEL_CONFIG_HASH),
+        suspended: None,
+    }
+}
+
+/// Whether a sandbox is due for pruning at `now_ms` (pure).
+pub fn prune_due(
+    prune: &pincer_sandbox::config::PruneConfig,
+    created_at: u64,
+    last_used: u64,
+    now_ms: u64,
+) -> Option<String> {
+    let idle = now_ms.saturating_sub(last_used);
+    let age = now_ms.saturating_sub(created_at);
+    if prune.idle_hours > 0 && idle >= prune.idle_hours * 3_600_000 {
+        return Some(format!("idle for more than {}h", prune.idle_hours));
+    }
+    if prune.max_age_days > 0 && age >= prune.max_age_days * 86_400_000 {
+        return Some(format!("older than {} days", prune.max_age_days));
+    }
+    None
+}
+
+impl Actor for SandboxesActor {
+    type Msg = SandboxesMsg;
+    type State = SandboxesState;
+    type Arguments = SandboxesArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SandboxesMsg>,
+        args: SandboxesArgs,
+    ) -> Result<SandboxesState, ActorProcessingErr> {
+        myself.send_interval(PRUNE_EVERY, || SandboxesMsg::Tick);
+        Ok(SandboxesState {
+            store: args.store,
+            instance: args.instance,
+            engine: args.engine,
+            faults: args.faults,
+            docker: None,
+            retry_at: None,
+            backoff: Duration::from_secs(1),
+            live: HashMap::new(),
+            restarts: HashMap::new(),
+            prune: HashMap::new(),
+            keep: args.keep,
+            metrics: args.metrics,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SandboxesMsg>,
+        msg: SandboxesMsg,
+        state: &mut SandboxesState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SandboxesMsg::Acquire { spec, reply } => {
+                let result = match state.live.get(&spec.scope) {
+                    // Sessions sharing a scope share its container; only a changed
+                    // configuration (or mounts) makes a new one.
+                    Some(l) if l.spec.hash() == spec.hash() => Ok(l.actor.clone()),
+                    Some(_) => {
+                        // The configuration changed: a new container.
+                        state.remove_scope(&spec.scope).await;
+                        state.start(&myself, *spec).await
+                    }
+                    None => state.start(&myself, *spec).await,
+                };
+                let _ = reply.send(result);
+            }
+            SandboxesMsg::List { reply } => {
+                let _ = reply.send(state.list().await);
+            }
+            SandboxesMsg::Recreate { filter, reply } => {
+                let result = match state.list().await {
+                    Ok(all) => {
+                        let mut removed = Vec::new();
+                        for i in all {
+                            let hit = filter.as_deref().is_none_or(|f| {
+                                i.scope == f || i.agent_id == f || i.session_key == f || i.name == f
+                            });
+                            if hit && let Some(name) = state.remove_scope(&i.scope).await {
+                                removed.push(name);
+                            }
+                        }
+                        Ok(removed)
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(result);
+            }
+            SandboxesMsg::Prune { reply } => {
+                let _ = reply.send(prune(state).await);
+            }
+            SandboxesMsg::Tick => {
+                if state.docker.is_some()
+                    && let Ok(removed) = prune(state).await
+                    && !removed.is_empty()
+                {
+                    info!(?removed, "pruned sandboxes");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SandboxesMsg>,
+        evt: SupervisionEvent,
+        state: &mut SandboxesState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, reason) = match &evt {
+            SupervisionEvent::ActorFailed(cell, e) => (cell.clone(), Some(e.to_string())),
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell.clone(), None),
+            _ => return Ok(()),
+        };
+        let Some(scope) = state
+            .live
+            .iter()
+            .find(|(_, l)| l.actor.get_id() == cell.get_id())
+            .map(|(k, _)| k.clone())
+        else {
+            return Ok(());
+        };
+        let Some(reason) = reason else {
+            state.live.remove(&scope);
+            return Ok(());
+        };
+        let live = state.live.remove(&scope).expect("found above");
+        let now = Instant::now();
+        let entry = state.restarts.entry(scope.clone()).or_insert((now, 0));
+        if now.duration_since(entry.0) > Duration::from_secs(60) {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        if entry.1 > MAX_RESTARTS {
+            // Never an orphan: a sandbox that keeps crashing loses its container.
+            warn!(%scope, %reason, "sandbox keeps crashing; removing its container");
+            state.remove_scope(&scope).await;
+            return Ok(());
+        }
+        warn!(%scope, %reason, "sandbox crashed; restarting it (it adopts its container)");
+        state.metrics.actor_restart("sandbox");
+        if let Err(e) = state.start(&myself, live.spec).await {
+            warn!(%scope, error = %e, "could not restart the sandbox; removing its container");
+            state.remove_scope(&scope).await;
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SandboxesMsg>,
+        state: &mut SandboxesState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Containers stay for the next start (adopted then, or pruned); the records too.
+        for (_, l) in state.live.drain() {
+            l.actor.stop(None);
+        }
+        Ok(())
+    }
+}
+
+async fn prune(state: &mut SandboxesState) -> Result<Vec<String>, String> {
+    let now = now_ms();
+    let all = state.list().await?;
+    let mut removed = Vec::new();
+    for i in all {
+        let policy = state.prune.get(&i.scope).cloned().unwrap_or_default();
+        if let Some(why) = prune_due(&policy, i.created_at, i.last_used, now) {
+            info!(container = %i.name, %why, "pruning a sandbox");
+            if let Some(name) = state.remove_scope(&i.scope).await {
+                removed.push(name);
+            }
+        }
+    }
+    Ok(removed)
+}
+
+// ---------------------------------------------------------------------------------------
+// The handle tools use
+
+/// A sandboxed session's way into its container (the tools' `SandboxRunner`).
+pub struct SandboxHandle {
+    pub sandboxes: ActorRef<SandboxesMsg>,
+    pub spec: SandboxSpec,
+}
+
+impl SandboxHandle {
+    async fn run(
+        sandboxes: ActorRef<SandboxesMsg>,
+        spec: SandboxSpec,
+        req: ExecRequest,
+    ) -> Result<ExecResult, String> {
+        let scope = spec.scope.clone();
+        // A SandboxActor that just crashed is restarted by the manager within moments:
+        // ask again for a few seconds before giving up.
+        let mut attempt = 0;
+        let (actor, docker, id) = loop {
+            let actor = match sandboxes
+                .call(
+                    |reply| SandboxesMsg::Acquire {
+                        spec: Box::new(spec.clone()),
+                        reply,
+                    },
+                    Some(Duration::from_secs(120)),
+                )
+                .await
+            {
+                Ok(ractor::rpc::CallResult::Success(r)) => r?,
+                _ => return Err("the sandbox manager is not running".into()),
+            };
+            match actor
+                .call(
+                    |reply| SandboxMsg::Lease { reply },
+                    Some(Duration::from_secs(10)),
+                )
+                .await
+            {
+                Ok(ractor::rpc::CallResult::Success(r)) => {
+                    let (docker, id) = r?;
+                    break (actor, docker, id);
+                }
+                _ if attempt < 30 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => {
+                    return Err(format!(
+                        "sandbox {scope} did not answer (it keeps restarting); see the gateway log"
+                    ));
+                }
+            }
+        };
+        let result = docker.exec(&id, &req, &mut |_, _| {}).await;
+        let outcome = match &result {
+            Ok(r) if r.timed_out => Err("a command timed out".to_owned()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+        let _ = actor.cast(SandboxMsg::Report { outcome });
+        result.map_err(|e| e.to_string())
+    }
+}
+
+impl SandboxRunner for SandboxHandle {
+    fn exec(&self, req: ExecRequest) -> BoxFuture<'static, Result<ExecResult, String>> {
+        Box::pin(Self::run(self.sandboxes.clone(), self.spec.clone(), req))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} ({})",
+            container_name(&self.spec.instance, &self.spec.scope),
+            self.spec.config.docker.image
+        )
+    }
+}
+
+/// The sandbox configuration of each agent, for the runtime: `agents.defaults.sandbox`
+/// with the agent's `sandbox` merged over it.
+pub fn agent_config(
+    defaults: &serde_json::Value,
+    agent: Option<&serde_json::Value>,
+) -> Result<SandboxConfig, String> {
+    let base: SandboxConfig = if defaults.is_null() {
+        SandboxConfig::default()
+    } else {
+        serde_json::from_value(defaults.clone())
+            .map_err(|e| format!("agents.defaults.sandbox: {e}"))?
+    };
+    match agent {
+        Some(v) if !v.is_null() => SandboxConfig::merge(&base, v),
+        _ => Ok(base),
+    }
+}
+
+/// Finds the Sandboxes actor (a restarted one has a new address).
+pub type SandboxesLookup = std::sync::Arc<dyn Fn() -> Option<ActorRef<SandboxesMsg>> + Send + Sync>;
+
+/// What a sandboxed turn needs (set on the agent runtime).
+#[derive(Clone)]
+pub struct SandboxBinding {
+    pub config: SandboxConfig,
+    pub sandboxes: SandboxesLookup,
+    pub state_dir: PathBuf,
+    pub main_key: String,
+}
+
+impl std::fmt::Debug for SandboxBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxBinding")
+            .field("mode", &self.config.mode)
+            .field("scope", &self.config.scope)
+            .finish()
+    }
+}
+
+impl SandboxBinding {
+    /// The sandbox handle for a session, or None when it runs on the host.
+    pub fn for_session(
+        &self,
+        agent_id: &str,
+        agent_workspace: &Path,
+        session_key: &str,
+    ) -> Option<Result<SandboxHandle, String>> {
+        if !sandboxed(&self.config, agent_id, &self.main_key, session_key) {
+            return None;
+        }
+        let Some(sandboxes) = (self.sandboxes)() else {
+            return Some(Err(
+                "sandboxing is configured but the sandbox manager is not running".into(),
+            ));
+        };
+        let spec = plan(
+            &self.config,
+            &self.state_dir,
+            agent_id,
+            agent_workspace,
+            session_key,
+        );
+        Some(Ok(SandboxHandle { sandboxes, spec }))
+    }
+}
+
+/// Starts an unsupervised Sandboxes actor (tests, benches; the gateway supervises its own).
+pub async fn spawn(args: SandboxesArgs) -> Result<ActorRef<SandboxesMsg>, String> {
+    Actor::spawn(None, SandboxesActor, args)
+        .await
+        .map(|(r, _)| r)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(mode: Mode, scope: Scope, access: Access) -> SandboxConfig {
+        SandboxConfig {
+            mode,
+            scope,
+            workspace_access: access,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn modes_decide_which_sessions_are_sandboxed() {
+        let main = "agent:main:main";
+        let group = "agent:main:telegram:group:-100";
+        let off = cfg(Mode::Off, Scope::Session, Access::None);
+        let non_main = cfg(Mode::NonMain, Scope::Session, Access::None);
+        let all = cfg(Mode::All, Scope::Session, Access::None);
+        assert!(!sandboxed(&off, "main", "main", group));
+        assert!(
+            !sandboxed(&non_main, "main", "main", main),
+            "the owner's main session is on the host"
+        );
+        assert!(sandboxed(&non_main, "main", "main", group));
+        assert!(sandboxed(&non_main, "main", "main", "cron:job1"));
+        assert!(sandboxed(&all, "main", "main", main));
+    }
+
+    #[test]
+    fn scopes_map_sessions_to_containers() {
+        let a = "agent:main:telegram:group:1";
+        let b = "agent:main:telegram:group:2";
+        let per_session = cfg(Mode::All, Scope::Session, Access::None);
+        let per_agent = cfg(Mode::All, Scope::Agent, Access::None);
+        let shared = cfg(Mode::All, Scope::Shared, Access::None);
+        assert_ne!(
+            scope_key(&per_session, "main", a),
+            scope_key(&per_session, "main", b)
+        );
+        assert_eq!(
+            scope_key(&per_agent, "main", a),
+            scope_key(&per_agent, "main", b)
+        );
+        assert_ne!(
+            scope_key(&per_agent, "main", a),
+            scope_key(&per_agent, "ops", a)
+        );
+        assert_eq!(scope_key(&shared, "main", a), scope_key(&shared, "ops", b));
+        let n = container_name("i1", &scope_key(&per_session, "main", a));
+        assert!(
+            n.starts_with("pincer-sbx-session-agent-main-telegram-group-1-"),
+            "{n}"
+        );
+        assert!(
+            n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "{n}"
+        );
+        assert_ne!(
+            container_name("i1", "session:a:b"),
+            container_name("i1", "session:a-b"),
+            "the hash keeps similar scopes apart"
+        );
+        assert_ne!(
+            container_name("i1", "shared"),
+            container_name("i2", "shared"),
+            "two gateways on one Engine never share a container"
+        );
+    }
+
+    #[test]
+    fn workspace_access_decides_what_is_mounted() {
+        let state = Path::new("/state");
+        let ws = Path::new("/home/u/.pincer/workspace");
+        let none = plan(
+            &cfg(Mode::All, Scope::Agent, Access::None),
+            state,
+            "main",
+            ws,
+            "k",
+        );
+        assert!(none.workspace_host.starts_with("/state/sandboxes/"));
+        assert_eq!(none.mounts.len(), 1);
+        assert_eq!(none.mounts[0].container, "/workspace");
+        let ro = plan(
+            &cfg(Mode::All, Scope::Agent, Access::Ro),
+            state,
+            "main",
+            ws,
+            "k",
+        );
+        assert_eq!(ro.mounts[1].host, ws);
+        assert_eq!(
+            (ro.mounts[1].container.as_str(), ro.mounts[1].read_only),
+            ("/agent", true)
+        );
+        let rw = plan(
+            &cfg(Mode::All, Scope::Agent, Access::Rw),
+            state,
+            "main",
+            ws,
+            "k",
+        );
+        assert_eq!(rw.workspace_host, ws);
+        assert_eq!(rw.mounts.len(), 1);
+        assert_ne!(
+            none.hash(),
+            rw.hash(),
+            "mounts are part of the configuration hash"
+        );
+    }
+
+    #[test]
+    fn pruning_follows_idle_hours_and_max_age() {
+        let p = pincer_sandbox::config::PruneConfig {
+            idle_hours: 24,
+            max_age_days: 7,
+        };
+        let h = 3_600_000;
+        let now = 30 * 24 * h;
+        assert_eq!(prune_due(&p, now - h, now - h, now), None);
+        assert!(
+            prune_due(&p, now - 2 * 24 * h, now - 25 * h, now)
+                .unwrap()
+                .contains("idle")
+        );
+        assert!(
+            prune_due(&p, now - 8 * 24 * h, now - h, now)
+                .unwrap()
+                .contains("older")
+        );
+        let never = pincer_sandbox::config::PruneConfig {
+            idle_hours: 0,
+            max_age_days: 0,
+        };
+        assert_eq!(prune_due(&never, 0, 0, now), None);
+    }
+
+    #[test]
+    fn agent_config_merges_over_the_defaults() {
+        let d = serde_json::json!({"mode": "non-main", "docker": {"memory": "256m"}});
+        let a = serde_json::json!({"scope": "agent", "docker": {"pidsLimit": 64}});
+        let c = agent_config(&d, Some(&a)).unwrap();
+        assert_eq!((c.mode, c.scope), (Mode::NonMain, Scope::Agent));
+        assert_eq!(c.docker.memory.as_deref(), Some("256m"));
+        assert_eq!(c.docker.pids_limit, Some(64));
+        assert_eq!(
+            agent_config(&serde_json::Value::Null, None).unwrap().mode,
+            Mode::Off
+        );
+        assert!(agent_config(&serde_json::json!({"mode": "sometimes"}), None).is_err());
+    }
+}

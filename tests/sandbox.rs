@@ -1,0 +1,416 @@
+//! Sandboxed sessions end to end through the real binary and the real Docker Engine: the
+//! mock LLM asks for `exec`, the gateway runs it in a hardened container (network none),
+//! and the tool results say where it ran. Needs a Docker daemon (scripts/test.sh starts
+//! one); with PINCER_SKIP_DOCKER=1 and no daemon, the tests say they are skipped.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use pincer::client::Session;
+use pincer_mockllm::{MockApi, MockLlm, Step};
+use pincer_sandbox::docker::Docker;
+use pincer_sandbox::image::{TEST_IMAGE, ensure_test_image};
+use serde_json::{Value, json};
+use support::*;
+
+async fn docker(test: &str) -> Option<Docker> {
+    let ready = async {
+        let d = Docker::connect().await.map_err(|e| e.to_string())?;
+        ensure_test_image(d.raw())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(d)
+    };
+    match ready.await {
+        Ok(d) => Some(d),
+        Err(e) if std::env::var("PINCER_SKIP_DOCKER").as_deref() == Ok("1") => {
+            eprintln!("skipped {test}: no Docker ({e}) and PINCER_SKIP_DOCKER=1");
+            None
+        }
+        Err(e) => panic!(
+            "this test needs a Docker daemon: {e}\n\
+             install docker.io and start `dockerd` as root (scripts/test.sh does), or set PINCER_SKIP_DOCKER=1"
+        ),
+    }
+}
+
+fn write_config(home: &Path, llm: &MockLlm, sandbox: Value) {
+    std::fs::create_dir_all(home).unwrap();
+    let cfg = json!({
+        "models": {"providers": {"mock": {
+            "api": "openai-completions",
+            "baseUrl": llm.base_url(MockApi::OpenAi),
+            "apiKey": "test-key",
+            "models": [{"id": "mock-model"}],
+        }}},
+        "agents": {"defaults": {"model": "mock/mock-model", "sandbox": sandbox}},
+        "tools": {"exec": {"ask": "off"}},
+    });
+    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
+}
+
+fn sandbox_config(extra: Value) -> Value {
+    let mut v = json!({
+        "mode": "non-main",
+        "scope": "session",
+        "workspaceAccess": "none",
+        "docker": {"image": TEST_IMAGE},
+    });
+    pincer_actors::config::merge_patch(&mut v, &extra);
+    v
+}
+
+/// Runs a turn whose model calls one tool, and returns the tool's result event data.
+async fn tool_turn(s: &mut Session, llm: &MockLlm, key: &str, tool: &str, args: Value) -> Value {
+    llm.push(Step::tool_call(tool, args));
+    llm.push(Step::text("done"));
+    let accepted = s
+        .request(
+            "chat.send",
+            Some(json!({"sessionKey": key, "message": "go",
+                        "idempotencyKey": uuid::Uuid::new_v4().to_string()})),
+        )
+        .await
+        .expect("chat.send accepted");
+    let run_id = accepted["runId"].as_str().unwrap().to_owned();
+    let mut result = None;
+    let mut pending: Vec<Value> = std::mem::take(&mut s.events);
+    loop {
+        let f = if pending.is_empty() {
+            tokio::time::timeout(Duration::from_secs(60), s.next_frame())
+                .await
+                .expect("the turn ends within 60 s")
+                .unwrap()
+        } else {
+            pending.remove(0)
+        };
+        if f["type"] != "event" || f["payload"]["runId"] != run_id.as_str() {
+            continue;
+        }
+        if f["event"] == "agent"
+            && f["payload"]["stream"] == "tool"
+            && f["payload"]["data"]["phase"] == "result"
+        {
+            result = Some(f["payload"]["data"].clone());
+        }
+        if f["event"] == "chat" && f["payload"]["state"] != "delta" {
+            return result.unwrap_or_else(|| panic!("no tool result in the run; last: {f}"));
+        }
+    }
+}
+
+fn text_of(result: &Value) -> String {
+    result["result"].as_str().unwrap_or_default().to_owned()
+}
+
+/// This gateway's containers (its instance label), removed when the test ends.
+struct Containers {
+    docker: Docker,
+    instance: String,
+}
+
+impl Containers {
+    fn new(docker: &Docker, home: &Path) -> Self {
+        Containers {
+            docker: docker.clone(),
+            instance: pincer_actors::sandbox::instance_of(home),
+        }
+    }
+
+    async fn list(&self) -> Vec<pincer_sandbox::docker::ContainerInfo> {
+        self.docker
+            .list(&[
+                ("pincer.sandbox", "1"),
+                (
+                    pincer_actors::sandbox::LABEL_INSTANCE,
+                    self.instance.as_str(),
+                ),
+            ])
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        let instance = self.instance.clone();
+        // A fresh runtime and connection on another thread: Drop may run inside the test's
+        // runtime, and a client is bound to the runtime it was made in.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let Ok(docker) = Docker::connect().await else {
+                        return;
+                    };
+                    let found = docker
+                        .list(&[
+                            ("pincer.sandbox", "1"),
+                            (pincer_actors::sandbox::LABEL_INSTANCE, instance.as_str()),
+                        ])
+                        .await
+                        .unwrap_or_default();
+                    for c in found {
+                        let _ = docker.remove(&c.id).await;
+                    }
+                })
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_session_runs_exec_in_a_hardened_container_while_main_stays_on_the_host() {
+    let Some(d) = docker("a_group_session_runs_exec_in_a_hardened_container").await else {
+        return;
+    };
+    let (_dir, home) = temp_home();
+    let llm = MockLlm::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    write_config(&home, &llm, sandbox_config(json!({})));
+    let containers = Containers::new(&d, &home);
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let mut s = connect(&gw.url(), &read_token(&home)).await;
+    let group = "agent:main:telegram:group:42";
+
+    // Inside: uid 1000, the sandbox's hostname, no capabilities, no new privileges,
+    // seccomp on, a read-only root, only loopback, and a workspace it can write.
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        group,
+        "exec",
+        json!({"command": "id -u; hostname; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; \
+                touch /rootfile 2>&1; ls /sys/class/net; echo made inside > made.txt; pwd"}),
+    )
+    .await;
+    let out = text_of(&r);
+    assert_eq!(r["isError"], false, "{out}");
+    assert!(out.starts_with("1000\nsandbox\n"), "{out}");
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    assert!(
+        out.contains("NoNewPrivs:\t1") && out.contains("Seccomp:\t2"),
+        "{out}"
+    );
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(
+        out.contains("\nlo\n") && !out.contains("eth0"),
+        "only loopback: {out}"
+    );
+    assert!(out.contains("/workspace"), "{out}");
+    assert!(
+        out.contains("in sandbox pincer-sbx-session-agent-main-telegram-group-42-"),
+        "{out}"
+    );
+    // The file the command wrote is in the session's scratch workspace on the host, and
+    // the file tools of that session see the same directory.
+    let r = tool_turn(&mut s, &llm, group, "read", json!({"path": "made.txt"})).await;
+    assert!(text_of(&r).contains("made inside"), "{r}");
+    assert!(
+        !home.join("workspace").join("made.txt").exists(),
+        "workspaceAccess none keeps the agent's workspace out of it"
+    );
+
+    // Escapes through the file tools are refused; web_fetch is not offered inside.
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        group,
+        "write",
+        json!({"path": "../../escape.txt", "content": "x"}),
+    )
+    .await;
+    assert_eq!(r["isError"], true, "{r}");
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        group,
+        "web_fetch",
+        json!({"url": "http://127.0.0.1:1/"}),
+    )
+    .await;
+    assert!(
+        text_of(&r).contains("not available in a sandboxed session"),
+        "{r}"
+    );
+
+    // The timeout kills what the command started.
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        group,
+        "exec",
+        json!({"command": "sleep 30 & sleep 30", "timeout": 1}),
+    )
+    .await;
+    assert!(text_of(&r).contains("timed out after 1.0s"), "{r}");
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        group,
+        "exec",
+        json!({"command": "pgrep -x sleep | wc -l"}),
+    )
+    .await;
+    assert!(text_of(&r).starts_with("0\n"), "no sleep survived: {r}");
+
+    // The owner's main session runs on the host (non-main mode).
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        "agent:main:main",
+        "exec",
+        json!({"command": "echo on the host"}),
+    )
+    .await;
+    assert!(text_of(&r).contains("on the host"), "{r}");
+    assert!(!text_of(&r).contains("in sandbox"), "{r}");
+
+    // Scope session: a second group gets its own container; both have network none and
+    // carry their labels.
+    tool_turn(
+        &mut s,
+        &llm,
+        "agent:main:telegram:group:43",
+        "exec",
+        json!({"command": "true"}),
+    )
+    .await;
+    let list = containers.list().await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    for c in &list {
+        let inspect = d.raw().inspect_container(&c.id, None).await.unwrap();
+        let host = inspect.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert!(c.labels.contains_key("pincer.config-hash"));
+        assert!(c.labels["pincer.session"].starts_with("agent:main:telegram:group:4"));
+    }
+    // sandbox.list over the gateway says the same.
+    let listed = s.request("sandbox.list", None).await.unwrap();
+    assert_eq!(listed["sandboxes"].as_array().unwrap().len(), 2, "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_sandbox_actor_adopts_its_container_and_a_restart_keeps_or_replaces_it() {
+    let Some(d) = docker("a_crashed_sandbox_actor_adopts_its_container").await else {
+        return;
+    };
+    let (_dir, home) = temp_home();
+    let llm = MockLlm::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    write_config(
+        &home,
+        &llm,
+        sandbox_config(json!({"mode": "all", "scope": "agent"})),
+    );
+    let containers = Containers::new(&d, &home);
+    // The SandboxActor's 2nd message is the report after the first exec: it panics there.
+    let gw = Daemon::start(
+        &home,
+        &["--port", "0", "--inject-fault", "sandbox:panic@2"],
+        &[],
+    );
+    let mut s = connect(&gw.url(), &read_token(&home)).await;
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        "agent:main:main",
+        "exec",
+        json!({"command": "echo first > /tmp/mark; cat /tmp/mark"}),
+    )
+    .await;
+    assert!(text_of(&r).contains("first"), "{r}");
+    // Scope agent: another session of the agent uses the same container, which the
+    // restarted SandboxActor adopted (its tmpfs still holds the mark).
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        "agent:main:telegram:group:7",
+        "exec",
+        json!({"command": "cat /tmp/mark"}),
+    )
+    .await;
+    assert!(text_of(&r).contains("first"), "adopted, not recreated: {r}");
+    let ids: Vec<String> = containers.list().await.into_iter().map(|c| c.id).collect();
+    assert_eq!(ids.len(), 1, "no orphan: {ids:?}");
+    let metrics = reqwest_like_get(&gw.addr, "/metrics").await;
+    assert!(
+        metrics.contains("pincer_actor_restarts_total{kind=\"sandbox\"} 1"),
+        "{metrics}"
+    );
+
+    // A gateway killed outright, then started again with the same config: the container
+    // is kept (its record and policy match) and adopted on first use.
+    gw.signal(libc::SIGKILL);
+    drop(gw);
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let mut s = connect(&gw.url(), &read_token(&home)).await;
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        "agent:main:main",
+        "exec",
+        json!({"command": "cat /tmp/mark"}),
+    )
+    .await;
+    assert!(text_of(&r).contains("first"), "{r}");
+    let after: Vec<String> = containers.list().await.into_iter().map(|c| c.id).collect();
+    assert_eq!(after, ids, "the same container");
+
+    // A changed policy: the old container is removed at start-up, a new one made on use.
+    drop(s);
+    gw.signal(libc::SIGTERM);
+    let _ = gw.wait();
+    write_config(
+        &home,
+        &llm,
+        sandbox_config(json!({"mode": "all", "scope": "agent", "docker": {"memory": "256m"}})),
+    );
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let mut s = connect(&gw.url(), &read_token(&home)).await;
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        "agent:main:main",
+        "exec",
+        json!({"command": "cat /tmp/mark 2>&1 || echo fresh"}),
+    )
+    .await;
+    assert!(text_of(&r).contains("fresh"), "{r}");
+    let now: Vec<String> = containers.list().await.into_iter().map(|c| c.id).collect();
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now, ids, "replaced");
+}
+
+#[tokio::test]
+async fn binds_that_would_expose_the_host_stop_start_up_with_the_reason() {
+    let (_dir, home) = temp_home();
+    let llm = MockLlm::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    for (bind, why) in [
+        ("/var/run/docker.sock:/var/run/docker.sock", "docker"),
+        ("/:/host", "/"),
+        ("/etc:/etc2:ro", "/etc"),
+    ] {
+        write_config(
+            &home,
+            &llm,
+            sandbox_config(json!({"docker": {"binds": [bind]}})),
+        );
+        let out = pincer(&home, &["gateway", "--port", "0"]);
+        let t = text(&out);
+        assert!(!out.status.success(), "{bind}: {t}");
+        assert!(
+            t.contains("sandbox") && t.contains("refused") && t.contains(why),
+            "{bind}: {t}"
+        );
+    }
+}
