@@ -66,6 +66,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: SessionsCmd,
     },
+    /// Docker sandboxes: build the image, list, explain, recreate or prune containers
+    Sandbox {
+        #[command(subcommand)]
+        cmd: SandboxCmd,
+    },
     /// Run the local mock LLM server (OpenAI, Anthropic and Gemini wire formats, scripted
     /// replies and faults) for testing a setup without a real provider
     MockLlm {
@@ -196,6 +201,56 @@ pub enum SessionsCmd {
     /// Forget a session's transcript (the next message starts afresh)
     Reset {
         key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCmd {
+    /// Build the sandbox image locally from Debian packages (no registry needed)
+    Setup {
+        /// Image tag (default pincer-sandbox:bookworm, what agents.*.sandbox.docker.image names)
+        #[arg(long, value_name = "TAG")]
+        image: Option<String>,
+        /// Build the small busybox test image instead (seconds, for trying things out)
+        #[arg(long, conflicts_with = "image")]
+        test: bool,
+    },
+    /// The gateway's sandbox containers
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Whether a session is sandboxed, in which container, with what mounts and limits
+    Explain {
+        /// Agent id (default: the default agent)
+        #[arg(long, value_name = "ID")]
+        agent: Option<String>,
+        /// Session key (default: the agent's main session)
+        #[arg(long, value_name = "KEY")]
+        session: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove containers so the next use creates them afresh (after a config or image change)
+    Recreate {
+        /// Every container of this gateway
+        #[arg(long)]
+        all: bool,
+        /// The containers of this agent
+        #[arg(long, value_name = "ID")]
+        agent: Option<String>,
+        /// The container of this session
+        #[arg(long, value_name = "KEY")]
+        session: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove containers idle or old past agents.*.sandbox.prune (the gateway also does
+    /// this every 5 minutes)
+    Prune {
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod doctor;
 pub mod onboard;
 pub mod reloader;
+pub mod sandbox_cmd;
 pub mod setup;
 pub mod telemetry;
 pub mod tree;

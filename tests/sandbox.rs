@@ -291,9 +291,95 @@ async fn a_group_session_runs_exec_in_a_hardened_container_while_main_stays_on_t
         assert!(c.labels.contains_key("pincer.config-hash"));
         assert!(c.labels["pincer.session"].starts_with("agent:main:telegram:group:4"));
     }
-    // sandbox.list over the gateway says the same.
+    // sandbox.list over the gateway says the same, and so does the CLI.
     let listed = s.request("sandbox.list", None).await.unwrap();
     assert_eq!(listed["sandboxes"].as_array().unwrap().len(), 2, "{listed}");
+    let url = gw.url();
+    let out = pincer(&home, &["sandbox", "list", "--url", &url]);
+    assert!(
+        text(&out).contains("scope session:agent:main:telegram:group:43"),
+        "{}",
+        text(&out)
+    );
+    let out = pincer(&home, &["sandbox", "explain", "--session", group]);
+    let t = text(&out);
+    assert!(
+        t.contains("sandboxed: yes") && t.contains("network none") && t.contains("-> /workspace"),
+        "{t}"
+    );
+    let out = pincer(&home, &["sandbox", "explain"]);
+    assert!(text(&out).contains("sandboxed: no"), "{}", text(&out));
+
+    // Consecutive failures of the sandbox (here: its container paused) open the breaker:
+    // the tool says it is suspended instead of failing slowly again and again.
+    let id = &list
+        .iter()
+        .find(|c| c.labels["pincer.session"] == group)
+        .unwrap()
+        .id;
+    d.raw().pause_container(id).await.unwrap();
+    for _ in 0..3 {
+        let r = tool_turn(&mut s, &llm, group, "exec", json!({"command": "true"})).await;
+        assert!(text_of(&r).contains("the sandbox failed"), "{r}");
+    }
+    let r = tool_turn(&mut s, &llm, group, "exec", json!({"command": "true"})).await;
+    assert!(text_of(&r).contains("suspended for another"), "{r}");
+    d.raw().unpause_container(id).await.unwrap();
+
+    // A container removed behind the gateway's back is made again on the next failure.
+    let other = "agent:main:telegram:group:43";
+    let gone = &list
+        .iter()
+        .find(|c| c.labels["pincer.session"] == other)
+        .unwrap()
+        .id;
+    d.remove(gone).await.unwrap();
+    let r = tool_turn(&mut s, &llm, other, "exec", json!({"command": "true"})).await;
+    assert_eq!(r["isError"], true, "the call that found it gone fails: {r}");
+    let r = tool_turn(&mut s, &llm, other, "exec", json!({"command": "echo back"})).await;
+    assert!(text_of(&r).contains("back"), "{r}");
+
+    // recreate removes them; the next use makes a new one.
+    let out = pincer(&home, &["sandbox", "recreate", "--all", "--url", &url]);
+    assert!(
+        text(&out).contains("removed 2 container(s)"),
+        "{}",
+        text(&out)
+    );
+    assert!(containers.list().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_image_is_reported_with_how_to_build_it() {
+    let Some(d) = docker("a_missing_image_is_reported_with_how_to_build_it").await else {
+        return;
+    };
+    let (_dir, home) = temp_home();
+    let llm = MockLlm::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    write_config(
+        &home,
+        &llm,
+        sandbox_config(json!({"mode": "all", "docker": {"image": "pincer-no-such-image:never"}})),
+    );
+    let containers = Containers::new(&d, &home);
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let mut s = connect(&gw.url(), &read_token(&home)).await;
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        "agent:main:main",
+        "exec",
+        json!({"command": "true"}),
+    )
+    .await;
+    let t = text_of(&r);
+    assert!(
+        t.contains("pincer-no-such-image:never") && t.contains("pincer sandbox setup"),
+        "{t}"
+    );
+    assert!(containers.list().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -451,6 +451,17 @@ impl Actor for SandboxActor {
             SandboxMsg::Report { outcome } => match outcome {
                 Ok(()) => state.failures = 0,
                 Err(e) => {
+                    // A container removed behind our back is made again, not a failure
+                    // to count.
+                    if matches!(
+                        state.docker.inspect(&state.record.container_id).await,
+                        Ok(None)
+                    ) {
+                        warn!(scope = %state.spec.scope, "the sandbox container is gone; making a new one");
+                        state.record = ensure_container(&state.docker, &state.spec).await?;
+                        state.touch();
+                        return Ok(());
+                    }
                     state.failures += 1;
                     state.last_error = e;
                     if state.failures >= BREAKER_FAILURES {
@@ -1017,8 +1028,9 @@ impl SandboxHandle {
             }
         };
         let result = docker.exec(&id, &req, &mut |_, _| {}).await;
+        // The sandbox failing counts toward its breaker; a command that fails or times
+        // out is the command's business.
         let outcome = match &result {
-            Ok(r) if r.timed_out => Err("a command timed out".to_owned()),
             Ok(_) => Ok(()),
             Err(e) => Err(e.to_string()),
         };
@@ -1252,6 +1264,62 @@ mod tests {
             max_age_days: 0,
         };
         assert_eq!(prune_due(&never, 0, 0, now), None);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_engine_fails_fast_and_is_retried_with_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let socket = dir.path().join("no-docker.sock").display().to_string();
+        let m = spawn(SandboxesArgs {
+            store,
+            instance: "test".into(),
+            engine: Engine::Socket(socket),
+            faults: FaultHandle::new(),
+            keep: None,
+            metrics: crate::gateway::Metrics::new(),
+        })
+        .await
+        .unwrap();
+        let spec = plan(
+            &cfg(Mode::All, Scope::Session, Access::None),
+            dir.path(),
+            "main",
+            dir.path(),
+            "k",
+        );
+        let ask = || {
+            let (m, spec) = (m.clone(), spec.clone());
+            async move {
+                match m
+                    .call(
+                        |reply| SandboxesMsg::Acquire {
+                            spec: Box::new(spec),
+                            reply,
+                        },
+                        None,
+                    )
+                    .await
+                    .unwrap()
+                {
+                    ractor::rpc::CallResult::Success(Err(e)) => e,
+                    _ => panic!("acquired a sandbox without an engine"),
+                }
+            }
+        };
+        let first = ask().await;
+        assert!(
+            first.contains("not reachable") && first.contains("dockerd"),
+            "{first}"
+        );
+        let started = std::time::Instant::now();
+        let second = ask().await;
+        assert!(
+            second.contains("next attempt in"),
+            "fails fast while backing off: {second}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(500));
+        m.stop(None);
     }
 
     #[test]
