@@ -101,6 +101,43 @@ async fn tool_turn(s: &mut Session, llm: &MockLlm, key: &str, tool: &str, args: 
     }
 }
 
+/// A gateway on a fresh state directory with this sandbox config, its containers (removed
+/// at the end) and a client; None when Docker is missing and PINCER_SKIP_DOCKER=1.
+/// Destructure it binding `_dir` and `gw`: fields left to `..` are dropped at once, which
+/// deletes the state directory or stops the gateway.
+struct Setup {
+    _dir: tempfile::TempDir,
+    home: std::path::PathBuf,
+    llm: MockLlm,
+    d: Docker,
+    containers: Containers,
+    gw: Daemon,
+    s: Session,
+}
+
+async fn setup(test: &str, sandbox: Value, args: &[&str]) -> Option<Setup> {
+    let d = docker(test).await?;
+    let (dir, home) = temp_home();
+    let llm = MockLlm::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    write_config(&home, &llm, sandbox_config(sandbox));
+    let containers = Containers::new(&d, &home);
+    let mut all = vec!["--port", "0"];
+    all.extend_from_slice(args);
+    let gw = Daemon::start(&home, &all, &[]);
+    let s = connect(&gw.url(), &read_token(&home)).await;
+    Some(Setup {
+        _dir: dir,
+        home,
+        llm,
+        d,
+        containers,
+        gw,
+        s,
+    })
+}
+
 fn text_of(result: &Value) -> String {
     result["result"].as_str().unwrap_or_default().to_owned()
 }
@@ -165,17 +202,24 @@ impl Drop for Containers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_session_runs_exec_in_a_hardened_container_while_main_stays_on_the_host() {
-    let Some(d) = docker("a_group_session_runs_exec_in_a_hardened_container").await else {
+    let Some(Setup {
+        home,
+        llm,
+        d,
+        containers,
+        gw,
+        mut s,
+        _dir: _keep_dir,
+        ..
+    }) = setup(
+        "a_group_session_runs_exec_in_a_hardened_container",
+        json!({}),
+        &[],
+    )
+    .await
+    else {
         return;
     };
-    let (_dir, home) = temp_home();
-    let llm = MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    write_config(&home, &llm, sandbox_config(json!({})));
-    let containers = Containers::new(&d, &home);
-    let gw = Daemon::start(&home, &["--port", "0"], &[]);
-    let mut s = connect(&gw.url(), &read_token(&home)).await;
     let group = "agent:main:telegram:group:42";
 
     // Inside: uid 1000, the sandbox's hostname, no capabilities, no new privileges,
@@ -351,21 +395,22 @@ async fn a_group_session_runs_exec_in_a_hardened_container_while_main_stays_on_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_image_is_reported_with_how_to_build_it() {
-    let Some(d) = docker("a_missing_image_is_reported_with_how_to_build_it").await else {
+    let Some(Setup {
+        llm,
+        containers,
+        mut s,
+        gw: _gw,
+        _dir: _keep_dir,
+        ..
+    }) = setup(
+        "a_missing_image_is_reported_with_how_to_build_it",
+        json!({"mode": "all", "docker": {"image": "pincer-no-such-image:never"}}),
+        &[],
+    )
+    .await
+    else {
         return;
     };
-    let (_dir, home) = temp_home();
-    let llm = MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    write_config(
-        &home,
-        &llm,
-        sandbox_config(json!({"mode": "all", "docker": {"image": "pincer-no-such-image:never"}})),
-    );
-    let containers = Containers::new(&d, &home);
-    let gw = Daemon::start(&home, &["--port", "0"], &[]);
-    let mut s = connect(&gw.url(), &read_token(&home)).await;
     let r = tool_turn(
         &mut s,
         &llm,
@@ -384,26 +429,24 @@ async fn a_missing_image_is_reported_with_how_to_build_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_sandbox_actor_adopts_its_container_and_a_restart_keeps_or_replaces_it() {
-    let Some(d) = docker("a_crashed_sandbox_actor_adopts_its_container").await else {
+    // The SandboxActor's 2nd message is the report after the first exec: it panics there.
+    let Some(Setup {
+        home,
+        llm,
+        containers,
+        gw,
+        mut s,
+        _dir: _keep_dir,
+        ..
+    }) = setup(
+        "a_crashed_sandbox_actor_adopts_its_container",
+        json!({"mode": "all", "scope": "agent"}),
+        &["--inject-fault", "sandbox:panic@2"],
+    )
+    .await
+    else {
         return;
     };
-    let (_dir, home) = temp_home();
-    let llm = MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    write_config(
-        &home,
-        &llm,
-        sandbox_config(json!({"mode": "all", "scope": "agent"})),
-    );
-    let containers = Containers::new(&d, &home);
-    // The SandboxActor's 2nd message is the report after the first exec: it panics there.
-    let gw = Daemon::start(
-        &home,
-        &["--port", "0", "--inject-fault", "sandbox:panic@2"],
-        &[],
-    );
-    let mut s = connect(&gw.url(), &read_token(&home)).await;
     let r = tool_turn(
         &mut s,
         &llm,
