@@ -66,6 +66,12 @@ fn sandbox_config(extra: Value) -> Value {
 async fn tool_turn(s: &mut Session, llm: &MockLlm, key: &str, tool: &str, args: Value) -> Value {
     llm.push(Step::tool_call(tool, args));
     llm.push(Step::text("done"));
+    let run_id = send(s, key).await;
+    tool_result(s, &run_id).await
+}
+
+/// Sends a message; returns its run id.
+async fn send(s: &mut Session, key: &str) -> String {
     let accepted = s
         .request(
             "chat.send",
@@ -74,7 +80,12 @@ async fn tool_turn(s: &mut Session, llm: &MockLlm, key: &str, tool: &str, args: 
         )
         .await
         .expect("chat.send accepted");
-    let run_id = accepted["runId"].as_str().unwrap().to_owned();
+    accepted["runId"].as_str().unwrap().to_owned()
+}
+
+/// Reads the run's events to its end; returns its (last) tool result, or with
+/// `until_tool_start`, returns as soon as a tool starts (Null).
+async fn run_events(s: &mut Session, run_id: &str, until_tool_start: bool) -> Value {
     let mut result = None;
     let mut pending: Vec<Value> = std::mem::take(&mut s.events);
     loop {
@@ -86,19 +97,24 @@ async fn tool_turn(s: &mut Session, llm: &MockLlm, key: &str, tool: &str, args: 
         } else {
             pending.remove(0)
         };
-        if f["type"] != "event" || f["payload"]["runId"] != run_id.as_str() {
+        if f["type"] != "event" || f["payload"]["runId"] != run_id {
             continue;
         }
-        if f["event"] == "agent"
-            && f["payload"]["stream"] == "tool"
-            && f["payload"]["data"]["phase"] == "result"
-        {
+        let tool = f["event"] == "agent" && f["payload"]["stream"] == "tool";
+        if tool && until_tool_start && f["payload"]["data"]["phase"] == "start" {
+            return Value::Null;
+        }
+        if tool && f["payload"]["data"]["phase"] == "result" {
             result = Some(f["payload"]["data"].clone());
         }
         if f["event"] == "chat" && f["payload"]["state"] != "delta" {
             return result.unwrap_or_else(|| panic!("no tool result in the run; last: {f}"));
         }
     }
+}
+
+async fn tool_result(s: &mut Session, run_id: &str) -> Value {
+    run_events(s, run_id, false).await
 }
 
 /// A gateway on a fresh state directory with this sandbox config, its containers (removed
@@ -542,4 +558,79 @@ async fn binds_that_would_expose_the_host_stop_start_up_with_the_reason() {
             "{bind}: {t}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_actor_that_crashes_while_an_exec_runs_leaves_no_orphan_and_both_calls_finish() {
+    let Some(d) = docker("a_sandbox_actor_that_crashes_while_an_exec_runs").await else {
+        return;
+    };
+    let (_dir, home) = temp_home();
+    let llm = MockLlm::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    // Two agents on two mock models (so each gets its own scripted replies), one shared
+    // sandbox.
+    let cfg = json!({
+        "models": {"providers": {"mock": {
+            "api": "openai-completions",
+            "baseUrl": llm.base_url(MockApi::OpenAi),
+            "apiKey": "test-key",
+            "models": [{"id": "m1"}, {"id": "m2"}],
+        }}},
+        "agents": {
+            "defaults": {"sandbox": sandbox_config(json!({"mode": "all", "scope": "shared"}))},
+            "list": [
+                {"id": "main", "default": true, "model": "mock/m1"},
+                {"id": "ops", "model": "mock/m2"},
+            ],
+        },
+        "tools": {"exec": {"ask": "off"}},
+    });
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
+    let containers = Containers::new(&d, &home);
+    // The SandboxActor's 1st message is the long exec's lease, its 2nd the other
+    // agent's lease, which arrives while the long exec runs: it panics there.
+    let gw = Daemon::start(
+        &home,
+        &["--port", "0", "--inject-fault", "sandbox:panic@2"],
+        &[],
+    );
+    let token = read_token(&home);
+    let (mut s1, mut s2) = (
+        connect(&gw.url(), &token).await,
+        connect(&gw.url(), &token).await,
+    );
+    llm.push(
+        Step::tool_call("exec", json!({"command": "sleep 2; echo long-done"})).for_model("m1"),
+    );
+    llm.push(Step::text("done").for_model("m1"));
+    llm.push(Step::tool_call("exec", json!({"command": "echo short-done"})).for_model("m2"));
+    llm.push(Step::text("done").for_model("m2"));
+    let long = send(&mut s1, "agent:main:main").await;
+    run_events(&mut s1, &long, true).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let short = send(&mut s2, "agent:ops:main").await;
+    let short = tool_result(&mut s2, &short).await;
+    assert!(
+        text_of(&short).contains("short-done"),
+        "retried against the restarted actor: {short}"
+    );
+    let long = tool_result(&mut s1, &long).await;
+    assert!(
+        text_of(&long).contains("long-done"),
+        "the running exec finished: {long}"
+    );
+    let list = containers.list().await;
+    assert_eq!(
+        list.len(),
+        1,
+        "one shared container, adopted, no orphan: {list:?}"
+    );
+    let metrics = reqwest_like_get(&gw.addr, "/metrics").await;
+    assert!(
+        metrics.contains("pincer_actor_restarts_total{kind=\"sandbox\"} 1"),
+        "{metrics}"
+    );
 }
