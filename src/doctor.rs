@@ -258,7 +258,92 @@ async fn checks(state: &StateDir) -> Vec<Check> {
     }
 
     out.push(docker_check().await);
+    if let Some(l) = &loaded
+        && let Some(c) = sandbox_check(&l.value, state).await
+    {
+        out.push(c);
+    }
     out
+}
+
+/// When an agent sandboxes sessions: its sandbox config is safe and its image exists.
+async fn sandbox_check(value: &serde_json::Value, state: &StateDir) -> Option<Check> {
+    let agents = pincer_actors::agent::config::resolve(value, state.root(), &setup::env).ok()?;
+    let defaults = value
+        .pointer("/agents/defaults/sandbox")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    let mut images = Vec::new();
+    for a in &agents.agents {
+        let own = value
+            .pointer("/agents/list")
+            .and_then(serde_json::Value::as_array)
+            .and_then(|l| l.iter().find(|x| x["id"] == a.id.as_str()))
+            .and_then(|x| x.get("sandbox"));
+        let cfg = match pincer_actors::sandbox::agent_config(&defaults, own) {
+            Ok(c) => c,
+            Err(e) => {
+                return Some(check(
+                    "sandbox",
+                    Status::Fail,
+                    format!("agent {}: {e}", a.id),
+                    None,
+                ));
+            }
+        };
+        if cfg.mode == pincer_sandbox::config::Mode::Off {
+            continue;
+        }
+        if let Err(e) = cfg.check(state.root(), &a.workspace) {
+            return Some(check(
+                "sandbox",
+                Status::Fail,
+                format!("agent {}: {e}", a.id),
+                Some("change agents.*.sandbox in pincer.json; `pincer sandbox explain` shows the result".into()),
+            ));
+        }
+        if !images.contains(&cfg.docker.image) {
+            images.push(cfg.docker.image.clone());
+        }
+    }
+    if images.is_empty() {
+        return None;
+    }
+    let docker = match tokio::time::timeout(
+        Duration::from_secs(3),
+        pincer_sandbox::docker::Docker::connect(),
+    )
+    .await
+    {
+        Ok(Ok(d)) => d,
+        _ => {
+            return Some(check(
+                "sandbox",
+                Status::Fail,
+                format!(
+                    "sessions are sandboxed ({}) but Docker does not answer",
+                    images.join(", ")
+                ),
+                Some("start dockerd (see the docker check above)".into()),
+            ));
+        }
+    };
+    for image in &images {
+        if !docker.image_exists(image).await.unwrap_or(false) {
+            return Some(check(
+                "sandbox",
+                Status::Fail,
+                format!("the sandbox image {image} is missing"),
+                Some("build it with `pincer sandbox setup` (from Debian packages, no registry needed)".into()),
+            ));
+        }
+    }
+    Some(check(
+        "sandbox",
+        Status::Ok,
+        format!("sandbox image ready: {}", images.join(", ")),
+        None,
+    ))
 }
 
 async fn healthz(port: u16) -> bool {

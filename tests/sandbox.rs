@@ -412,6 +412,7 @@ async fn a_group_session_runs_exec_in_a_hardened_container_while_main_stays_on_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_image_is_reported_with_how_to_build_it() {
     let Some(Setup {
+        home,
         llm,
         containers,
         mut s,
@@ -441,6 +442,11 @@ async fn a_missing_image_is_reported_with_how_to_build_it() {
         "{t}"
     );
     assert!(containers.list().await.is_empty());
+    // `pincer doctor` says the same before anyone sends a message.
+    let out = pincer(&home, &["doctor"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("the sandbox image pincer-no-such-image:never is missing"), "{t}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
