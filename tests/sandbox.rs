@@ -299,6 +299,28 @@ async fn a_group_session_runs_exec_in_a_hardened_container_while_main_stays_on_t
         "{r}"
     );
 
+    // A symlink made inside the container that points out of the workspace does not let
+    // the file tools (which run on the host) out either.
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        group,
+        "exec",
+        json!({"command": "ln -s / escape && ls escape/etc >/dev/null && echo linked"}),
+    )
+    .await;
+    assert!(text_of(&r).contains("linked"), "{r}");
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        group,
+        "read",
+        json!({"path": "escape/etc/hostname"}),
+    )
+    .await;
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(text_of(&r).contains("outside"), "{r}");
+
     // The timeout kills what the command started.
     let r = tool_turn(
         &mut s,
@@ -399,6 +421,14 @@ async fn a_group_session_runs_exec_in_a_hardened_container_while_main_stays_on_t
     let r = tool_turn(&mut s, &llm, other, "exec", json!({"command": "echo back"})).await;
     assert!(text_of(&r).contains("back"), "{r}");
 
+    // Nothing is idle or old yet: prune keeps both.
+    let out = pincer(&home, &["sandbox", "prune", "--url", &url]);
+    assert!(
+        text(&out).contains("removed 0 container(s)"),
+        "{}",
+        text(&out)
+    );
+
     // recreate removes them; the next use makes a new one.
     let out = pincer(&home, &["sandbox", "recreate", "--all", "--url", &url]);
     assert!(
@@ -446,7 +476,10 @@ async fn a_missing_image_is_reported_with_how_to_build_it() {
     let out = pincer(&home, &["doctor"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("the sandbox image pincer-no-such-image:never is missing"), "{t}");
+    assert!(
+        t.contains("the sandbox image pincer-no-such-image:never is missing"),
+        "{t}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
