@@ -40,10 +40,14 @@ pub const EXEC_MARK_VAR: &str = "PINCER_EXEC_ID";
 /// PID 1 (see the module docs; lowering is always allowed, and a failure changes
 /// nothing), then the command. The shell stays the session leader (so the tree stays
 /// findable even if the command clears its environment) and passes the exit status through.
+/// Its variables have names no environment uses, and are unset before the command runs.
 const EXEC_WRAPPER: &str = r#"if [ -r /proc/1/limits ]; then
-  { while read -r a b c s h x; do
-      if [ "$a $b $c" = "Max open files" ]; then ulimit -S -n "$s"; ulimit -H -n "$h"; break; fi
+  { while read -r __pincer_a __pincer_b __pincer_c __pincer_s __pincer_h __pincer_x; do
+      if [ "$__pincer_a $__pincer_b $__pincer_c" = "Max open files" ]; then
+        ulimit -S -n "$__pincer_s"; ulimit -H -n "$__pincer_h"; break
+      fi
     done </proc/1/limits; } 2>/dev/null
+  unset __pincer_a __pincer_b __pincer_c __pincer_s __pincer_h __pincer_x
 fi
 "$@"; exit $?"#;
 

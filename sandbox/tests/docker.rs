@@ -250,11 +250,16 @@ async fn exec_runs_inside_a_hardened_container() {
     let mut seen: Vec<(OutputKind, Vec<u8>)> = Vec::new();
     let req = ExecRequest {
         workdir: Some("/var/tmp".into()),
-        env: vec![("GREETING".into(), "hi there".into())],
+        // `s` and `h`: names a careless wrapper script would clobber.
+        env: vec![
+            ("GREETING".into(), "hi there".into()),
+            ("s".into(), "S".into()),
+            ("h".into(), "H".into()),
+        ],
         ..ExecRequest::new([
             "sh",
             "-c",
-            "echo \"$GREETING $FROM_CONFIG $(pwd)\"; echo oops >&2; exit 3",
+            "echo \"$GREETING $FROM_CONFIG $(pwd) $s$h\"; echo oops >&2; exit 3",
         ])
     };
     let r = docker
@@ -262,7 +267,7 @@ async fn exec_runs_inside_a_hardened_container() {
         .await
         .unwrap();
     assert_eq!(r.exit_code, Some(3));
-    assert_eq!(r.stdout, "hi there yes /var/tmp\n");
+    assert_eq!(r.stdout, "hi there yes /var/tmp SH\n");
     assert_eq!(r.stderr, "oops\n");
     assert!(!r.timed_out && !r.truncated);
     let streamed_out: Vec<u8> = seen
