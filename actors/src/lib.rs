@@ -6,6 +6,7 @@
 //! - [`store`]: `state.redb`, schema version and migrations, the single-gateway lock.
 
 pub mod agent;
+pub mod channels;
 pub mod config;
 pub mod gateway;
 pub mod protocol;
