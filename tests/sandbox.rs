@@ -673,3 +673,44 @@ async fn a_sandbox_actor_that_crashes_while_an_exec_runs_leaves_no_orphan_and_bo
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_that_need_one_new_container_at_once_get_the_same_one() {
+    let Some(Setup {
+        home: _home,
+        llm,
+        containers,
+        gw,
+        mut s,
+        _dir: _keep_dir,
+        ..
+    }) = setup(
+        "sessions_that_need_one_new_container_at_once",
+        json!({"mode": "all", "scope": "agent"}),
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    let mut s2 = connect(&gw.url(), &read_token(&_home)).await;
+    // Both first requests get a tool call, both second requests the closing text.
+    for _ in 0..2 {
+        llm.push(Step::tool_call("exec", json!({"command": "hostname"})));
+    }
+    for _ in 0..2 {
+        llm.push(Step::text("done"));
+    }
+    let (a, b) = (
+        send(&mut s, "agent:main:telegram:group:1").await,
+        send(&mut s2, "agent:main:telegram:group:2").await,
+    );
+    let (ra, rb) = tokio::join!(tool_result(&mut s, &a), tool_result(&mut s2, &b));
+    assert!(text_of(&ra).starts_with("sandbox"), "{ra}");
+    assert!(text_of(&rb).starts_with("sandbox"), "{rb}");
+    assert_eq!(
+        containers.list().await.len(),
+        1,
+        "one container for the agent scope"
+    );
+}

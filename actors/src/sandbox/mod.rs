@@ -560,7 +560,14 @@ pub enum SandboxesMsg {
     },
     /// The periodic prune.
     Tick,
+    /// A SandboxActor started in the background has started (or failed to).
+    Started {
+        spec: Box<SandboxSpec>,
+        result: Result<ActorRef<SandboxMsg>, String>,
+    },
 }
+
+type AcquireReply = RpcReplyPort<Result<ActorRef<SandboxMsg>, String>>;
 
 pub struct SandboxesActor;
 
@@ -584,6 +591,9 @@ pub struct SandboxesState {
     prune: HashMap<String, pincer_sandbox::config::PruneConfig>,
     keep: Option<Vec<String>>,
     metrics: crate::gateway::Metrics,
+    /// Scopes whose SandboxActor is starting (making a container takes a few hundred ms):
+    /// the callers waiting for it. Other scopes are served meanwhile.
+    starting: HashMap<String, Vec<AcquireReply>>,
 }
 
 impl SandboxesState {
@@ -706,6 +716,49 @@ impl SandboxesState {
                 Err(msg)
             }
         }
+    }
+
+    /// Starts a SandboxActor without waiting for its container: the reply goes out when
+    /// it has started (`Started`), so twenty new sessions make their containers at once.
+    async fn start_in_background(
+        &mut self,
+        myself: &ActorRef<SandboxesMsg>,
+        spec: SandboxSpec,
+        reply: AcquireReply,
+    ) {
+        if let Some(waiting) = self.starting.get_mut(&spec.scope) {
+            waiting.push(reply);
+            return;
+        }
+        let docker = match self.docker().await {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        self.starting.insert(spec.scope.clone(), vec![reply]);
+        let actor = Injectable {
+            inner: SandboxActor,
+            name: "sandbox".into(),
+            faults: self.faults.clone(),
+        };
+        let args = SandboxArgs {
+            docker,
+            spec: spec.clone(),
+            store: self.store.clone(),
+        };
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let result = Actor::spawn_linked(None, actor, args, me.get_cell())
+                .await
+                .map(|(r, _)| r)
+                .map_err(|e| e.to_string());
+            let _ = me.cast(SandboxesMsg::Started {
+                spec: Box::new(spec),
+                result,
+            });
+        });
     }
 
     async fn remove_scope(&mut self, scope: &str) -> Option<String> {
@@ -838,6 +891,7 @@ impl Actor for SandboxesActor {
             prune: HashMap::new(),
             keep: args.keep,
             metrics: args.metrics,
+            starting: HashMap::new(),
         })
     }
 
@@ -848,19 +902,39 @@ impl Actor for SandboxesActor {
         state: &mut SandboxesState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SandboxesMsg::Acquire { spec, reply } => {
-                let result = match state.live.get(&spec.scope) {
-                    // Sessions sharing a scope share its container; only a changed
-                    // configuration (or mounts) makes a new one.
-                    Some(l) if l.spec.hash() == spec.hash() => Ok(l.actor.clone()),
-                    Some(_) => {
-                        // The configuration changed: a new container.
-                        state.remove_scope(&spec.scope).await;
-                        state.start(&myself, *spec).await
+            SandboxesMsg::Acquire { spec, reply } => match state.live.get(&spec.scope) {
+                // Sessions sharing a scope share its container; only a changed
+                // configuration (or mounts) makes a new one.
+                Some(l) if l.spec.hash() == spec.hash() => {
+                    let _ = reply.send(Ok(l.actor.clone()));
+                }
+                Some(_) => {
+                    state.remove_scope(&spec.scope).await;
+                    state.start_in_background(&myself, *spec, reply).await;
+                }
+                None => state.start_in_background(&myself, *spec, reply).await,
+            },
+            SandboxesMsg::Started { spec, result } => {
+                let waiting = state.starting.remove(&spec.scope).unwrap_or_default();
+                match &result {
+                    Ok(r) => {
+                        state
+                            .prune
+                            .insert(spec.scope.clone(), spec.config.prune.clone());
+                        state.live.insert(
+                            spec.scope.clone(),
+                            Live {
+                                actor: r.clone(),
+                                spec: *spec,
+                            },
+                        );
                     }
-                    None => state.start(&myself, *spec).await,
-                };
-                let _ = reply.send(result);
+                    Err(msg) if msg.contains("not reachable") => state.docker = None,
+                    Err(_) => {}
+                }
+                for w in waiting {
+                    let _ = w.send(result.clone());
+                }
             }
             SandboxesMsg::List { reply } => {
                 let _ = reply.send(state.list().await);
