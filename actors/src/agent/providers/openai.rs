@@ -105,12 +105,31 @@ pub fn build_body(req: &ChatRequest) -> Value {
             .collect();
     }
     if let Some(n) = req.max_tokens {
-        body["max_tokens"] = n.into();
+        // OpenAI's reasoning models refuse `max_tokens`; everything else (and most
+        // OpenAI-compatible servers) knows only `max_tokens`.
+        let key = if uses_max_completion_tokens(&req.model) {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        body[key] = n.into();
     }
     if req.thinking != Thinking::Off {
         body["reasoning_effort"] = req.thinking.as_str().into();
     }
     body
+}
+
+/// OpenAI's o-series and gpt-5 models (also behind a router prefix such as `openai/o3`).
+fn uses_max_completion_tokens(model: &str) -> bool {
+    let id = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    let o_series =
+        id.len() > 1 && id.starts_with('o') && id[1..].starts_with(|c: char| c.is_ascii_digit());
+    o_series || id.starts_with("gpt-5")
 }
 
 fn arguments_string(v: &Value) -> String {
@@ -480,6 +499,26 @@ mod tests {
         assert_eq!(b["messages"][0]["role"], "user");
         req.thinking = Thinking::High;
         assert_eq!(build_body(&req)["reasoning_effort"], "high");
+        for (model, key) in [
+            ("o3-mini", "max_completion_tokens"),
+            ("openai/o4-mini", "max_completion_tokens"),
+            ("gpt-5.1", "max_completion_tokens"),
+            ("gpt-4.1-mini", "max_tokens"),
+            ("llama3.2", "max_tokens"),
+            ("olmo-2", "max_tokens"),
+        ] {
+            req.model = model.into();
+            let b = build_body(&req);
+            assert_eq!(b[key], 512, "{model}");
+            assert_eq!(
+                b.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| k.starts_with("max_"))
+                    .count(),
+                1
+            );
+        }
         req.thinking = Thinking::Off;
         req.max_tokens = None;
         let b = build_body(&req);
