@@ -202,6 +202,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         store: args.store.clone(),
         agents: agents_config.clone(),
         approvals,
+        directory: Some(agents_dir.clone()),
     });
     pincer_actors::session::methods::register(&mut registry, chat.clone());
     pincer_actors::sandbox::methods::register(&mut registry, sandboxes_lookup.clone());

@@ -903,6 +903,19 @@ async fn a_crashed_agent_actor_is_restarted_and_the_waiting_turn_goes_on() {
         last["payload"]["message"]["content"][0]["text"],
         "answered by the restarted agent"
     );
+    // agents.list says what the (restarted) AgentActor is doing.
+    let list = s.request("agents.list", None).await.unwrap();
+    let main = &list["agents"][0];
+    assert_eq!(
+        (
+            &main["running"],
+            &main["waiting"],
+            &main["maxConcurrent"],
+            &main["turnsAdmitted"]
+        ),
+        (&json!(0), &json!(0), &json!(4), &json!(1)),
+        "{list}"
+    );
     let metrics = reqwest_like_get(&gw.addr, "/metrics").await;
     assert!(
         metrics.contains("pincer_actor_restarts_total{kind=\"agent\"} 1"),

@@ -22,6 +22,8 @@ pub struct ChatContext {
     pub store: Store,
     pub agents: AgentsConfig,
     pub approvals: Arc<Approvals>,
+    /// The AgentActors, for what each agent is doing (`agents.list`).
+    pub directory: Option<crate::agent::actor::AgentDirectory>,
 }
 
 fn unavailable() -> ErrorShape {
@@ -436,18 +438,29 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
     registry.method("agents.list", scopes::READ, move |_cc: CallContext, _p: Value| {
         let c = c.clone();
         async move {
-            let agents: Vec<Value> = c
-                .agents
-                .agents
-                .iter()
-                .map(|a| {
-                    json!({"id": a.id, "name": a.name, "default": a.id == c.agents.default_agent,
-                        "workspace": a.workspace.display().to_string(),
-                        "model": a.models.first().map(ToString::to_string),
-                        "fallbacks": a.models.iter().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
-                        "toolProfile": a.tool_profile})
-                })
-                .collect();
+            let mut agents: Vec<Value> = Vec::new();
+            for a in &c.agents.agents {
+                let mut v = json!({"id": a.id, "name": a.name, "default": a.id == c.agents.default_agent,
+                    "workspace": a.workspace.display().to_string(),
+                    "model": a.models.first().map(ToString::to_string),
+                    "fallbacks": a.models.iter().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
+                    "toolProfile": a.tool_profile});
+                // What its AgentActor is doing: turns running and waiting for a slot.
+                if let Some(actor) = c.directory.as_ref().and_then(|d| d.actor(&a.id))
+                    && let Ok(CallResult::Success(st)) = actor
+                        .call(
+                            |reply| crate::agent::actor::AgentMsg::Status { reply },
+                            Some(Duration::from_secs(2)),
+                        )
+                        .await
+                {
+                    v["running"] = json!(st.running);
+                    v["waiting"] = json!(st.waiting);
+                    v["maxConcurrent"] = json!(st.max_concurrent);
+                    v["turnsAdmitted"] = json!(st.admitted);
+                }
+                agents.push(v);
+            }
             Ok(json!({"defaultId": c.agents.default_agent, "mainKey": c.agents.main_key, "agents": agents}))
         }
     });
