@@ -814,6 +814,13 @@ async fn the_agent_method_answers_accepted_then_final_on_one_id() {
     assert_eq!(answers[1]["payload"]["status"], "ok", "{answers:?}");
     assert_eq!(answers[1]["payload"]["runId"], run_id);
     assert_eq!(answers[1]["payload"]["summary"]["text"], "done thinking");
+    let model_ms = answers[1]["payload"]["summary"]["modelMs"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        model_ms > 0.0,
+        "the run says how long it waited for the model: {answers:?}"
+    );
     // `pincer gateway call --expect-final` waits for the second answer; without it, the
     // first is the answer (as OpenClaw's CLI does).
     llm.push(Step::text("second"));

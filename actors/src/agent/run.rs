@@ -251,6 +251,8 @@ pub struct TurnOutput {
     /// The turn failed: what to tell the user.
     pub error: Option<String>,
     pub model_calls: u32,
+    /// Time spent in model calls (request to the end of the stream), failover included.
+    pub model_time: Duration,
     /// History was compacted: the new summary and how many leading history messages it
     /// replaces.
     pub compacted: Option<(String, usize)>,
@@ -311,7 +313,10 @@ pub async fn run_turn(
     let due = input.compact == Compact::Only
         || size(&messages, &system) + input.message.len() > window_chars * 3 / 4;
     if due {
-        match compact(rt, &mut messages, summary.as_deref(), emit).await {
+        let t = tokio::time::Instant::now();
+        let compacted = compact(rt, &mut messages, summary.as_deref(), emit).await;
+        out.model_time += t.elapsed();
+        match compacted {
             Ok(Some((text, n))) => {
                 out.model_calls += 1;
                 summary = Some(text.clone());
@@ -357,7 +362,10 @@ pub async fn run_turn(
             max_tokens: None,
         };
         out.model_calls += 1;
-        let call = match call_with_failover(rt, req, &mut thinking, emit).await {
+        let t = tokio::time::Instant::now();
+        let called = call_with_failover(rt, req, &mut thinking, emit).await;
+        out.model_time += t.elapsed();
+        let call = match called {
             Ok((model, r)) => {
                 out.model = Some(model);
                 r
@@ -411,7 +419,10 @@ pub async fn run_turn(
             max_tokens: None,
         };
         out.model_calls += 1;
-        if let Ok((_, r)) = call_with_failover(rt, req, &mut thinking, emit).await {
+        let t = tokio::time::Instant::now();
+        let critique = call_with_failover(rt, req, &mut thinking, emit).await;
+        out.model_time += t.elapsed();
+        if let Ok((_, r)) = critique {
             out.usage += r.usage;
             if !r.text.trim().is_empty() {
                 out.text = r.text.clone();

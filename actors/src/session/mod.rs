@@ -194,6 +194,9 @@ pub struct RunSummary {
     pub usage: Usage,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Milliseconds spent waiting for the model; the rest of the run's time is the
+    /// gateway's (and the tools').
+    pub model_ms: f64,
 }
 
 /// Where a caller wants a run's text deltas.
@@ -500,6 +503,7 @@ impl Actor for SessionsActor {
                         error: Some(e),
                         usage: Usage::default(),
                         model: None,
+                        model_ms: 0.0,
                     });
                 }
             },
@@ -1025,6 +1029,7 @@ impl SessionState {
             error,
             usage: Usage::default(),
             model: None,
+            model_ms: 0.0,
         };
         if let Some(tx) = self.streams.remove(&pending.run_id)
             && !summary.text.is_empty()
@@ -1351,6 +1356,7 @@ impl SessionState {
             } else {
                 "ok".into()
             },
+            model_ms: out.model_time.as_secs_f64() * 1e3,
             text: out.text,
             error: out.error,
             usage: out.usage,
