@@ -57,13 +57,7 @@ pub async fn call(
     method: &str,
     params: Option<Value>,
 ) -> Result<Value, ClientError> {
-    let url = opts.url.clone();
-    tokio::time::timeout(opts.timeout, call_inner(opts, method, params))
-        .await
-        .map_err(|_| ClientError::Timeout {
-            url,
-            timeout: opts.timeout,
-        })?
+    call_inner(opts, method, params, false).await
 }
 
 /// `call` for methods that answer twice on one id (`agent`: `{status: "accepted"}`, then
@@ -73,29 +67,35 @@ pub async fn call_final(
     method: &str,
     params: Option<Value>,
 ) -> Result<Value, ClientError> {
-    let url = opts.url.clone();
-    tokio::time::timeout(opts.timeout, async {
-        let mut session = Session::connect(opts).await?;
-        let result = session.request_final(method, params).await;
-        session.close().await;
-        result
-    })
-    .await
-    .map_err(|_| ClientError::Timeout {
-        url,
-        timeout: opts.timeout,
-    })?
+    call_inner(opts, method, params, true).await
 }
 
 async fn call_inner(
     opts: &CallOptions,
     method: &str,
     params: Option<Value>,
+    expect_final: bool,
 ) -> Result<Value, ClientError> {
-    let mut session = Session::connect(opts).await?;
-    let result = session.request(method, params).await;
-    session.close().await;
-    result
+    let once = async {
+        let mut session = Session::connect(opts).await?;
+        let result = request(
+            &mut session.ws,
+            &session.url,
+            method,
+            params,
+            &mut session.events,
+            expect_final,
+        )
+        .await;
+        session.close().await;
+        result
+    };
+    tokio::time::timeout(opts.timeout, once)
+        .await
+        .map_err(|_| ClientError::Timeout {
+            url: opts.url.clone(),
+            timeout: opts.timeout,
+        })?
 }
 
 /// One authenticated connection to a gateway, for callers that make several requests

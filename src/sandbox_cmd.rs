@@ -134,7 +134,9 @@ async fn setup_image(image: Option<String>, test: bool) -> ExitCode {
             "building the small test image {} (busybox)",
             image::TEST_IMAGE
         );
-        image::ensure_test_image(docker.raw()).await
+        image::ensure_test_image(docker.raw())
+            .await
+            .map(|_| image::TEST_IMAGE.to_owned())
     } else {
         let tag = image.unwrap_or_else(|| image::DEFAULT_IMAGE.to_owned());
         eprintln!(
@@ -150,11 +152,13 @@ async fn setup_image(image: Option<String>, test: bool) -> ExitCode {
             }
         })
         .await
+        .map(|_| tag)
     };
+    // stdout: the image name, which agents.*.sandbox.docker.image takes.
     match result {
-        Ok(id) => {
+        Ok(tag) => {
             eprintln!("done in {:.0}s", started.elapsed().as_secs_f64());
-            println!("{id}");
+            println!("{tag}");
             ExitCode::SUCCESS
         }
         Err(e) => {

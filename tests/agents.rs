@@ -66,6 +66,24 @@ async fn started_with(
     (dir, home, llm, gw, s)
 }
 
+/// `started` with a fault armed (`--inject-fault`).
+async fn started_with_fault(
+    fault: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    MockLlm,
+    Daemon,
+    Session,
+) {
+    let (dir, home) = temp_home();
+    let llm = mock().await;
+    write_config(&home, &llm);
+    let gw = Daemon::start(&home, &["--port", "0", "--inject-fault", fault], &[]);
+    let s = connect(&gw.url(), &read_token(&home)).await;
+    (dir, home, llm, gw, s)
+}
+
 /// Sends a message and collects every event of its run until the terminal `chat` event.
 async fn turn(s: &mut Session, key: &str, message: &str) -> (Value, Vec<Value>) {
     let accepted = s
@@ -194,18 +212,9 @@ async fn a_turn_streams_calls_a_tool_writes_the_file_and_survives_a_restart() {
 
 #[tokio::test]
 async fn a_run_that_crashes_mid_turn_is_retried_and_its_message_is_not_lost() {
-    let (_dir, home) = temp_home();
-    let llm = mock().await;
-    write_config(&home, &llm);
-    llm.push(Step::text("answered after the crash"));
     // The first RunActor panics on its first message.
-    let gw = Daemon::start(
-        &home,
-        &["--port", "0", "--inject-fault", "run:panic@1"],
-        &[],
-    );
-    let token = read_token(&home);
-    let mut s = connect(&gw.url(), &token).await;
+    let (_dir, _home, llm, _gw, mut s) = started_with_fault("run:panic@1").await;
+    llm.push(Step::text("answered after the crash"));
     let (_, events) = turn(&mut s, "agent:main:main", "hello").await;
     let last = events.last().unwrap();
     assert_eq!(last["payload"]["state"], "final", "{last}");
@@ -891,18 +900,9 @@ async fn slash_new_over_the_wire_starts_a_fresh_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_agent_actor_is_restarted_and_the_waiting_turn_goes_on() {
-    let (_dir, home) = temp_home();
-    let llm = mock().await;
-    write_config(&home, &llm);
-    llm.push(Step::text("answered by the restarted agent"));
     // The AgentActor panics on its first message: the turn's request for a slot.
-    let gw = Daemon::start(
-        &home,
-        &["--port", "0", "--inject-fault", "agent:panic@1"],
-        &[],
-    );
-    let token = read_token(&home);
-    let mut s = connect(&gw.url(), &token).await;
+    let (_dir, _home, llm, gw, mut s) = started_with_fault("agent:panic@1").await;
+    llm.push(Step::text("answered by the restarted agent"));
     let (_, events) = turn(&mut s, "agent:main:main", "hello").await;
     let last = events.last().unwrap();
     assert_eq!(last["payload"]["state"], "final", "{last}");

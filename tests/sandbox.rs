@@ -321,6 +321,20 @@ async fn a_group_session_runs_exec_in_a_hardened_container_while_main_stays_on_t
     assert_eq!(r["isError"], true, "{r}");
     assert!(text_of(&r).contains("outside"), "{r}");
 
+    // Background runs are refused inside, with the way to go.
+    let r = tool_turn(
+        &mut s,
+        &llm,
+        group,
+        "exec",
+        json!({"command": "sleep 1", "background": true}),
+    )
+    .await;
+    assert!(
+        text_of(&r).contains("background runs are not available in the sandbox"),
+        "{r}"
+    );
+
     // The timeout kills what the command started.
     let r = tool_turn(
         &mut s,
@@ -420,6 +434,16 @@ async fn a_group_session_runs_exec_in_a_hardened_container_while_main_stays_on_t
     assert_eq!(r["isError"], true, "the call that found it gone fails: {r}");
     let r = tool_turn(&mut s, &llm, other, "exec", json!({"command": "echo back"})).await;
     assert!(text_of(&r).contains("back"), "{r}");
+
+    // `pincer sandbox setup --test` builds (here: finds) the test image and prints its name.
+    let out = pincer(&home, &["sandbox", "setup", "--test"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        TEST_IMAGE,
+        "{}",
+        text(&out)
+    );
 
     // Nothing is idle or old yet: prune keeps both.
     let out = pincer(&home, &["sandbox", "prune", "--url", &url]);

@@ -247,9 +247,14 @@ pub struct SandboxState {
 }
 
 impl SandboxState {
-    fn touch(&mut self) {
+    /// Records the container (durably when it is new) and its last use (without an fsync:
+    /// this runs on every exec).
+    fn touch(&mut self, durable: bool) {
         self.record.last_used = now_ms();
-        if let Err(e) = self.store.set_sandbox(&self.spec.scope, Some(&self.record)) {
+        if let Err(e) = self
+            .store
+            .set_sandbox(&self.spec.scope, Some(&self.record), durable)
+        {
             warn!(scope = %self.spec.scope, error = %e, "could not record the sandbox");
         }
     }
@@ -416,7 +421,7 @@ impl Actor for SandboxActor {
             last_error: String::new(),
             open_until: None,
         };
-        state.touch();
+        state.touch(true);
         Ok(state)
     }
 
@@ -442,7 +447,7 @@ impl Actor for SandboxActor {
                     // Half-open: one try; a failure opens it again.
                     state.open_until = None;
                 }
-                state.touch();
+                state.touch(false);
                 let _ = reply.send(Ok((
                     state.docker.clone(),
                     state.record.container_id.clone(),
@@ -459,7 +464,7 @@ impl Actor for SandboxActor {
                     ) {
                         warn!(scope = %state.spec.scope, "the sandbox container is gone; making a new one");
                         state.record = ensure_container(&state.docker, &state.spec).await?;
-                        state.touch();
+                        state.touch(true);
                         return Ok(());
                     }
                     state.failures += 1;
@@ -668,22 +673,22 @@ impl SandboxesState {
                 if let Err(e) = docker.remove(&c.id).await {
                     warn!(container = %c.name, error = %e, "could not remove a stale sandbox");
                 }
-                let _ = self.store.set_sandbox::<SandboxRecord>(&scope, None);
+                let _ = self.store.set_sandbox::<SandboxRecord>(&scope, None, true);
             }
         }
         for (scope, r) in records {
             if !containers.iter().any(|c| c.id == r.container_id) {
-                let _ = self.store.set_sandbox::<SandboxRecord>(&scope, None);
+                let _ = self.store.set_sandbox::<SandboxRecord>(&scope, None, true);
             }
         }
     }
 
-    async fn start(
-        &mut self,
-        myself: &ActorRef<SandboxesMsg>,
-        spec: SandboxSpec,
-    ) -> Result<ActorRef<SandboxMsg>, String> {
-        let docker = self.docker().await?;
+    /// A SandboxActor (fault-injectable as `sandbox`) and its arguments for `spec`.
+    fn sandbox_actor(
+        &self,
+        docker: Docker,
+        spec: &SandboxSpec,
+    ) -> (Injectable<SandboxActor>, SandboxArgs) {
         let actor = Injectable {
             inner: SandboxActor,
             name: "sandbox".into(),
@@ -694,6 +699,17 @@ impl SandboxesState {
             spec: spec.clone(),
             store: self.store.clone(),
         };
+        (actor, args)
+    }
+
+    /// Starts a SandboxActor and waits for its container (restarts after a crash).
+    async fn start(
+        &mut self,
+        myself: &ActorRef<SandboxesMsg>,
+        spec: SandboxSpec,
+    ) -> Result<ActorRef<SandboxMsg>, String> {
+        let docker = self.docker().await?;
+        let (actor, args) = self.sandbox_actor(docker, &spec);
         match Actor::spawn_linked(None, actor, args, myself.get_cell()).await {
             Ok((r, _)) => {
                 self.prune
@@ -738,16 +754,7 @@ impl SandboxesState {
             }
         };
         self.starting.insert(spec.scope.clone(), vec![reply]);
-        let actor = Injectable {
-            inner: SandboxActor,
-            name: "sandbox".into(),
-            faults: self.faults.clone(),
-        };
-        let args = SandboxArgs {
-            docker,
-            spec: spec.clone(),
-            store: self.store.clone(),
-        };
+        let (actor, args) = self.sandbox_actor(docker, &spec);
         let me = myself.clone();
         tokio::spawn(async move {
             let result = Actor::spawn_linked(None, actor, args, me.get_cell())
@@ -783,7 +790,7 @@ impl SandboxesState {
                 name = Some(c.name);
             }
         }
-        let _ = self.store.set_sandbox::<SandboxRecord>(scope, None);
+        let _ = self.store.set_sandbox::<SandboxRecord>(scope, None, true);
         name
     }
 

@@ -379,12 +379,19 @@ impl Store {
     }
 
     /// Records (or, with `None`, forgets) a sandbox's container.
+    /// `durable: false` for bookkeeping such as last use: it reaches the disk with the next
+    /// durable commit, without an fsync of its own on every exec.
     pub fn set_sandbox<T: Serialize>(
         &self,
         scope: &str,
         record: Option<&T>,
+        durable: bool,
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        let mut tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        if !durable {
+            tx.set_durability(redb::Durability::None)
+                .map_err(|e| self.db_err(e))?;
+        }
         {
             let mut t = tx.open_table(SANDBOXES).map_err(|e| self.db_err(e))?;
             match record {
