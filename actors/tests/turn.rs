@@ -103,6 +103,7 @@ async fn turn(
             summary: None,
             compact: Compact::Auto,
             mode: None,
+            stored: None,
         },
         &|e| seen.lock().unwrap().push(e),
     )
@@ -400,6 +401,7 @@ async fn near_the_context_window_older_history_is_summarised_first() {
             summary: None,
             compact: Compact::Auto,
             mode: None,
+            stored: None,
         },
         &|e| seen.lock().unwrap().push(e),
     )
@@ -444,6 +446,7 @@ async fn modes_fast_without_tools_and_deep_with_thinking_and_a_critique_pass() {
         summary: None,
         compact: Compact::Auto,
         mode: Some(mode),
+        stored: None,
     };
     s.llm.push(Step::text("quick"));
     let out = run_turn(&s.rt, input(Mode::Fast), &|_| {}).await;

@@ -223,6 +223,10 @@ pub struct TurnInput {
     pub compact: Compact,
     /// This turn's mode, overriding the agent's.
     pub mode: Option<Mode>,
+    /// Set while the message this turn answers is still on its way to the disk: the model
+    /// call starts at once, tools wait for it (a message that was never acknowledged must
+    /// not have had effects).
+    pub stored: Option<crate::store::Durable>,
 }
 
 /// When a turn first summarises older history into the session's summary.
@@ -386,6 +390,14 @@ pub async fn run_turn(
         if call.tool_calls.is_empty() {
             out.text = call.text;
             break;
+        }
+        if let Some(stored) = &input.stored
+            && let Err(e) = stored.wait().await
+        {
+            out.error = Some(format!(
+                "the message could not be stored, so its tool calls were not run: {e}"
+            ));
+            return out;
         }
         // Independent calls of one step run in parallel; results go back in call order.
         let results = futures_util::future::join_all(

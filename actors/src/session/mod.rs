@@ -467,8 +467,9 @@ impl Actor for SessionsActor {
                     mode,
                     priority: 0,
                 };
-                // Durable before it is acknowledged.
-                let seq = match state.shared.store.inbox_push(&key, &pending) {
+                // Durable before it is acknowledged: staged here (quick), acknowledged by
+                // the session once a shared durable commit has it, while its turn starts.
+                let seq = match state.shared.store.inbox_stage(&key, &pending) {
                     Ok(seq) => seq,
                     Err(e) => {
                         let _ = reply.send(Err(format!("could not store the message: {e}")));
@@ -480,6 +481,7 @@ impl Actor for SessionsActor {
                     pending,
                     stream,
                     reply: Some(reply),
+                    stored: Some(state.shared.store.sync()),
                 });
             }
             SessionsMsg::Abort { key, run_id, reply } => match state.live.get(&key) {
@@ -617,7 +619,10 @@ pub enum SessionMsg {
         seq: u64,
         pending: Pending,
         stream: Option<TextStream>,
+        /// Answered once the message is durable (started or queued), or with the error.
         reply: Option<RpcReplyPort<Result<(String, &'static str), String>>>,
+        /// The commit that makes the message durable, when it is still on its way.
+        stored: Option<crate::store::Durable>,
     },
     /// Progress from the running turn.
     Progress {
@@ -699,6 +704,8 @@ pub struct SessionState {
     persisted: bool,
     /// Lifecycle transitions not yet written (those of a session not yet persisted).
     transitions: Vec<Transition>,
+    /// The message being enqueued, while its durable commit is in flight.
+    unstored: Option<(u64, crate::store::Durable)>,
 }
 
 impl Actor for SessionActor {
@@ -759,6 +766,7 @@ impl Actor for SessionActor {
             sessions: args.sessions,
             persisted,
             transitions,
+            unstored: None,
         })
     }
 
@@ -851,23 +859,46 @@ impl Actor for SessionActor {
                 pending,
                 stream,
                 reply,
+                stored,
             } => {
+                let run_id = pending.run_id.clone();
                 if let Some(tx) = stream {
-                    state.streams.insert(pending.run_id.clone(), tx);
+                    state.streams.insert(run_id.clone(), tx);
                 }
                 let busy = state.running.is_some() || !state.queue.is_empty();
-                if let Some(r) = reply {
-                    let _ = r.send(Ok((
-                        pending.run_id.clone(),
-                        if busy { "queued" } else { "started" },
-                    )));
-                }
                 if !state.queue.iter().any(|(s, _)| *s == seq)
                     && state.running.as_ref().is_none_or(|r| r.seq != seq)
                 {
                     state.queue.push_back((seq, pending));
                 }
+                // The turn starts while the message reaches the disk (its tools wait).
+                state.unstored = stored.clone().map(|d| (seq, d));
                 state.start_next(&myself).await;
+                state.unstored = None;
+                if let Some(stored) = stored
+                    && let Err(e) = stored.wait().await
+                {
+                    // Never acknowledged, so never answered either.
+                    warn!(session = %state.key, error = %e, "a message could not be stored");
+                    state.queue.retain(|(s, _)| *s != seq);
+                    if let Some(r) = state
+                        .running
+                        .as_mut()
+                        .filter(|r| r.parts.iter().any(|(s, _)| *s == seq))
+                    {
+                        r.aborted = true;
+                        r.actor.kill();
+                    }
+                    state.streams.remove(&run_id);
+                    let _ = state.shared.store.inbox_remove(&state.key, &[seq]);
+                    if let Some(r) = reply {
+                        let _ = r.send(Err(format!("could not store the message: {e}")));
+                    }
+                    return Ok(());
+                }
+                if let Some(r) = reply {
+                    let _ = r.send(Ok((run_id, if busy { "queued" } else { "started" })));
+                }
             }
             SessionMsg::Progress { run_id, event } => state.on_progress(&run_id, event),
             SessionMsg::Finished { run_id, output } => {
@@ -1139,6 +1170,11 @@ impl SessionState {
             } else {
                 crate::agent::run::Compact::Auto
             },
+            stored: self
+                .unstored
+                .as_ref()
+                .filter(|(seq, _)| parts.iter().any(|(s, _)| s == seq))
+                .map(|(_, d)| d.clone()),
         };
         let args = RunArgs {
             run_id: pending.run_id.clone(),

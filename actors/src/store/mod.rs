@@ -6,6 +6,7 @@
 
 mod lock;
 mod sessions;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 pub use lock::GatewayLock;
+pub use sync::Durable;
 
 /// `meta`: schema version and other facts about the file itself.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -106,6 +108,7 @@ pub enum StoreError {
 pub struct Store {
     db: Arc<Database>,
     path: PathBuf,
+    syncer: Arc<sync::Syncer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -126,9 +129,13 @@ impl Store {
         migrations: &[Migration],
         current: u64,
     ) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(|e| classify(path, e))?;
+        let db = Arc::new(Database::create(path).map_err(|e| classify(path, e))?);
         let store = Self {
-            db: Arc::new(db),
+            syncer: Arc::new(sync::Syncer::start(
+                Arc::downgrade(&db),
+                path.display().to_string(),
+            )),
+            db,
             path: path.to_owned(),
         };
         let found = store.schema_version()?;
@@ -176,6 +183,12 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Makes every commit so far durable, shared with whoever else asks meanwhile (group
+    /// commit, see `sync.rs`). Pairs with the non-durable writes such as `inbox_stage`.
+    pub fn sync(&self) -> Durable {
+        self.syncer.request()
     }
 
     pub fn schema_version(&self) -> Result<u64, StoreError> {

@@ -123,7 +123,27 @@ impl Store {
 
     /// Records an accepted message before it is acknowledged; returns its inbox seq.
     pub fn inbox_push<T: Serialize>(&self, key: &str, msg: &T) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        self.inbox_write(key, msg, true)
+    }
+
+    /// Records an accepted message without waiting for the disk; returns its inbox seq.
+    /// The row is on disk only after the next durable commit: `Store::sync` (shared with
+    /// other writers) is what to wait for before acknowledging the message.
+    pub fn inbox_stage<T: Serialize>(&self, key: &str, msg: &T) -> Result<u64, StoreError> {
+        self.inbox_write(key, msg, false)
+    }
+
+    fn inbox_write<T: Serialize>(
+        &self,
+        key: &str,
+        msg: &T,
+        durable: bool,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        if !durable {
+            tx.set_durability(redb::Durability::None)
+                .map_err(|e| self.db_err(e))?;
+        }
         let seq = {
             let mut t = tx.open_table(INBOX).map_err(|e| self.db_err(e))?;
             let seq = last_seq(&t, key).map_err(|e| self.db_err(e))? + 1;
@@ -463,6 +483,48 @@ mod tests {
     use serde_json::{Value, json};
 
     use crate::store::Store;
+
+    /// The process dies (abort, no destructor) right after the shared durable commit: the
+    /// staged-and-synced message is there on reopen, one staged after it without a sync is
+    /// not (which is why a message is acknowledged only after `Durable::wait`).
+    #[test]
+    fn a_staged_message_survives_a_crash_once_synced() {
+        const CHILD: &str = "PINCER_STORE_CRASH_CHILD";
+        if let Some(path) = std::env::var_os(CHILD) {
+            let s = Store::open(std::path::Path::new(&path)).unwrap();
+            let seq = s.inbox_stage("k", &json!({"text": "kept"})).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(s.sync().wait()).unwrap();
+            s.inbox_stage("k", &json!({"text": "never acknowledged"}))
+                .unwrap();
+            println!("staged {seq}");
+            std::process::abort();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::sessions::tests::a_staged_message_survives_a_crash_once_synced",
+                "--nocapture",
+            ])
+            .env(CHILD, &path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("staged 1"), "{stdout}");
+        assert!(!out.status.success(), "the child must die: {stdout}");
+        let s = Store::open(&path).unwrap();
+        let texts: Vec<String> = s
+            .inbox::<Value>("k")
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v["text"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(texts, ["kept"]);
+    }
 
     #[test]
     fn transcript_inbox_and_cooldowns_round_trip_across_reopen() {
