@@ -103,6 +103,7 @@ async fn one_turn(s: &ActorRef<SessionsMsg>, key: &str) -> Duration {
         stream: None,
         compact: false,
         mode: None,
+        origin: None,
         reply,
     })
     .await
@@ -149,6 +150,7 @@ fn main() {
                 faults: FaultHandle::new(),
                 collect: true,
                 reset: Default::default(),
+                deliver: None,
             },
         )
         .await

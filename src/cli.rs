@@ -116,7 +116,8 @@ pub struct RunArgs {
     pub bind: Option<String>,
     /// Debug aid: make a supervised actor fail on purpose, e.g. `gateway:panic@3` (panic
     /// at its 3rd message), `config-watcher:error@1`; actors: config-watcher, gateway,
-    /// config-reloader; repeatable
+    /// config-reloader, sandboxes, sandbox, agent, sessions, session, run and
+    /// channel-CHANNEL-ACCOUNT (e.g. channel-telegram-default); repeatable
     #[arg(long = "inject-fault", value_name = "ACTOR:KIND@N")]
     pub faults: Vec<String>,
 }

@@ -32,7 +32,7 @@ use pincer_supervision::{
 use ractor::{Actor, ActorRef, OutputPort};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::warn;
+use tracing::{info, warn};
 
 use pincer_actors::agent::actor::{AgentActor, AgentArgs, AgentDirectory};
 use pincer_actors::agent::failover::Cooldowns;
@@ -89,9 +89,9 @@ pub fn parse_faults(specs: &[String]) -> Result<Vec<(String, Fault)>, String> {
             let (actor, fault) = s.split_once(':').ok_or_else(|| {
                 format!("--inject-fault {s:?}: expected ACTOR:panic@N or ACTOR:error@N")
             })?;
-            if !CHILDREN.contains(&actor) {
+            if !CHILDREN.contains(&actor) && !actor.starts_with("channel-") {
                 return Err(format!(
-                    "--inject-fault {s:?}: unknown actor {actor:?}; one of {}",
+                    "--inject-fault {s:?}: unknown actor {actor:?}; one of {}, or channel-CHANNEL-ACCOUNT (e.g. channel-telegram-default)",
                     CHILDREN.join(", ")
                 ));
             }
@@ -197,6 +197,47 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         let rx = sessions_rx.clone();
         Arc::new(move || rx.borrow().clone())
     };
+    // Channels: the accounts' ChannelActors route into the sessions; the sessions hand
+    // each reply put in the outbox back to its account.
+    let channel_dir = pincer_actors::channels::actor::ChannelDirectory::new();
+    let channel_ctx = {
+        let value = &p.loaded.value;
+        let bindings = match value.get("bindings") {
+            Some(b) => pincer_actors::channels::routing::parse_bindings(b)
+                .map_err(|e| format!("bindings: {e}"))?,
+            None => Vec::new(),
+        };
+        let dm_scope = value
+            .pointer("/session/dmScope")
+            .and_then(serde_json::Value::as_str)
+            .and_then(pincer_actors::session::keys::DmScope::parse)
+            .unwrap_or_default();
+        Arc::new(pincer_actors::channels::actor::ChannelCtx {
+            store: args.store.clone(),
+            sessions: sessions_lookup.clone(),
+            bindings,
+            default_agent: p.agents.default_agent.clone(),
+            main_key: p.agents.main_key.clone(),
+            dm_scope,
+            directory: channel_dir.clone(),
+            retry_base: Duration::from_secs(1),
+            max_attempts: 8,
+        })
+    };
+    let channel_accounts =
+        pincer_actors::channels::config::accounts(p.loaded.value.get("channels"))?;
+    let (channels_sup, channels_running) =
+        pincer_actors::channels::supervisor(&channel_accounts, channel_ctx);
+    info!(
+        accounts = channel_accounts.len(),
+        running = channels_running,
+        "channels configured"
+    );
+    pincer_actors::channels::methods::register(
+        &mut registry,
+        channel_dir.clone(),
+        args.store.clone(),
+    );
     let chat = Arc::new(ChatContext {
         sessions: sessions_lookup,
         store: args.store.clone(),
@@ -347,6 +388,12 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
                 main_key: main_key.clone(),
                 events: events.clone(),
                 faults: faults.clone(),
+                deliver: Some({
+                    let dir = channel_dir.clone();
+                    Arc::new(move |id, origin: &pincer_actors::channels::ChannelOrigin| {
+                        dir.deliver(id, origin)
+                    })
+                }),
             };
             let tx = tx.clone();
             async move {
@@ -422,7 +469,8 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         .child(reloader_spec)
         .child(sandboxes_spec)
         .child(Supervisor::child(agents_sup, "agents"))
-        .child(sessions_spec);
+        .child(sessions_spec)
+        .child(Supervisor::child(channels_sup, "channels"));
     let (sup_events, mut event_rx) = pincer_supervision::EventSink::channel();
     let (root, handle) = Supervisor::spawn(spec, faults.clone(), sup_events)
         .await

@@ -126,6 +126,7 @@ async fn start(
             faults: FaultHandle::new(),
             collect: true,
             reset: Default::default(),
+            deliver: None,
         },
     )
     .await
@@ -144,6 +145,7 @@ async fn turn(s: &ractor::ActorRef<SessionsMsg>, key: &str, text: &str) -> RunSu
                 stream: None,
                 compact: false,
                 mode: None,
+                origin: None,
                 reply,
             },
             None,

@@ -1,6 +1,89 @@
 //! Channels: the user's chat apps. Pure functions do the protocol-independent work
 //! (formatting for each platform, chunking under its limits, routing to an agent).
 
+pub mod actor;
 pub mod chunk;
+pub mod config;
 pub mod format;
+pub mod methods;
+pub mod policy;
 pub mod routing;
+pub mod telegram;
+pub mod types;
+
+pub use types::{ChannelOrigin, DeliverSink, DeliveryStatus, InboundMessage, MediaRef, OutboxRow};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pincer_supervision::fault::Injectable;
+use pincer_supervision::{Backoff, ChildSpec, Strategy, SupervisorSpec};
+use ractor::Actor;
+
+use actor::{Adapter, ChannelActor, ChannelArgs, ChannelCtx, idle_status};
+use config::AccountConfig;
+
+/// The adapter for an account's channel, or why there is none.
+pub fn build_adapter(cfg: &AccountConfig, ctx: &ChannelCtx) -> Result<Arc<dyn Adapter>, String> {
+    match cfg.channel.as_str() {
+        "telegram" => Ok(Arc::new(telegram::Telegram::new(cfg, ctx.store.clone())?)),
+        other => Err(format!(
+            "channels.{other}: this Pincer has no {other} adapter (known: telegram)"
+        )),
+    }
+}
+
+/// The `channels` supervisor: a ChannelActor per enabled account with an adapter. A
+/// disabled account or one that cannot be built is listed in `channels.status` with the
+/// reason instead; it never stops the gateway. Returns the spec and how many run.
+pub fn supervisor(accounts: &[AccountConfig], ctx: Arc<ChannelCtx>) -> (SupervisorSpec, usize) {
+    let mut spec =
+        SupervisorSpec::new("channels", Strategy::OneForOne).intensity(20, Duration::from_secs(60));
+    let mut running = 0;
+    for cfg in accounts {
+        let key = cfg.key();
+        if !cfg.enabled {
+            ctx.directory
+                .update(&key, |s| *s = idle_status(cfg, "disabled", None));
+            continue;
+        }
+        let adapter = match build_adapter(cfg, &ctx) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(channel = %key, error = %e, "channel not started");
+                ctx.directory
+                    .update(&key, |s| *s = idle_status(cfg, "error", Some(e.clone())));
+                continue;
+            }
+        };
+        running += 1;
+        let (cfg, ctx) = (cfg.clone(), ctx.clone());
+        let name = format!("channel-{}-{}", cfg.channel, cfg.account);
+        spec = spec.child(
+            ChildSpec::new(name.clone(), "channel", move |c| {
+                let args = ChannelArgs {
+                    cfg: cfg.clone(),
+                    ctx: ctx.clone(),
+                    adapter: adapter.clone(),
+                };
+                let name = name.clone();
+                async move {
+                    let actor = Injectable {
+                        inner: ChannelActor,
+                        name,
+                        faults: c.faults.clone(),
+                    };
+                    let (r, _) = Actor::spawn_linked(None, actor, args, c.supervisor).await?;
+                    Ok(r.get_cell())
+                }
+            })
+            // A permanent error (bad token) stops the actor normally: not restarted.
+            .restart(pincer_supervision::Restart::Transient)
+            .backoff(Backoff {
+                initial: Duration::from_millis(500),
+                ..Backoff::default()
+            }),
+        );
+    }
+    (spec, running)
+}

@@ -572,6 +572,36 @@ const AGENTS: &[Field] = &[
     ),
 ];
 
+const BINDING_PEER: &[Field] = &[
+    field(
+        "kind",
+        Kind::Enum(&["dm", "direct", "group", "channel"]),
+        "The kind of conversation",
+    ),
+    field("id", Kind::String, "The sender (dm) or group/room id"),
+];
+
+const BINDING_MATCH: &[Field] = &[
+    field("channel", Kind::String, "telegram, slack, discord, sms..."),
+    field(
+        "accountId",
+        Kind::String,
+        "One account of the channel (absent or \"*\": any)",
+    ),
+    field("peer", Kind::Object(BINDING_PEER), "One conversation"),
+    field("guildId", Kind::String, "A Discord server"),
+    field("teamId", Kind::String, "A Slack workspace"),
+];
+
+const BINDING: &[Field] = &[
+    field("agentId", Kind::String, "The agent that answers"),
+    field(
+        "match",
+        Kind::Object(BINDING_MATCH),
+        "What the message must match",
+    ),
+];
+
 /// The whole file.
 pub const ROOT: &[Field] = &[
     field(
@@ -596,8 +626,15 @@ pub const ROOT: &[Field] = &[
     field(
         "channels",
         Kind::FreeObject,
-        "Chat channels (defined by the channels issue)",
-    ),
+        "Chat channels: `channels.<name>` with dmPolicy, allowFrom, groupPolicy, groups, credentials, apiBaseUrl and `accounts.<id>` (see docs/channels.md); changes apply at the next gateway start",
+    )
+    .restart(),
+    field(
+        "bindings",
+        Kind::ListOf(BINDING),
+        "Which agent answers which channel, account or conversation (most specific wins; changes apply at the next gateway start)",
+    )
+    .restart(),
     field(
         "tools",
         Kind::Object(TOOLS),
@@ -631,7 +668,6 @@ pub const OPENCLAW_ONLY: &[&str] = &[
     "talk",
     "audio",
     "broadcast",
-    "bindings",
     "memory",
     "gateway.mode",
     "gateway.controlUi",
@@ -893,9 +929,22 @@ fn describe(v: &Value) -> String {
     }
 }
 
+/// Channel credentials (`channels` is free-form, so they are named here).
+pub const CHANNEL_SECRETS: &[&str] = &[
+    "botToken",
+    "appToken",
+    "authToken",
+    "signingSecret",
+    "webhookSecret",
+];
+
 /// Every secret key path (lists use `*` for the index).
 pub fn sensitive_paths() -> Vec<String> {
     let mut out = Vec::new();
+    for name in CHANNEL_SECRETS {
+        out.push(format!("channels.*.{name}"));
+        out.push(format!("channels.*.accounts.*.{name}"));
+    }
     walk(ROOT, "", &mut |path, f| {
         if f.sensitive {
             out.push(path.to_owned());
@@ -1136,6 +1185,16 @@ mod tests {
         assert_eq!(
             sensitive_paths(),
             [
+                "channels.*.botToken",
+                "channels.*.accounts.*.botToken",
+                "channels.*.appToken",
+                "channels.*.accounts.*.appToken",
+                "channels.*.authToken",
+                "channels.*.accounts.*.authToken",
+                "channels.*.signingSecret",
+                "channels.*.accounts.*.signingSecret",
+                "channels.*.webhookSecret",
+                "channels.*.accounts.*.webhookSecret",
                 "gateway.auth.token",
                 "gateway.auth.password",
                 "models.providers.*.apiKey",
@@ -1155,6 +1214,8 @@ mod tests {
                 "session.idleMinutes",
                 "agents",
                 "models",
+                "channels",
+                "bindings",
                 "tools"
             ]
         );

@@ -13,7 +13,8 @@
 //! ```
 
 /// What kind of conversation a message came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PeerKind {
     Dm,
     Group,

@@ -28,6 +28,7 @@ use crate::agent::actor::{AgentDirectory, Priority};
 use crate::agent::model::{Message, Thinking, ToolCall, Usage};
 use crate::agent::prompt::{self, PromptInput};
 use crate::agent::run::{AgentRuntime, EventSink, TurnEvent, TurnInput, TurnOutput, run_turn};
+use crate::channels::{ChannelOrigin, DeliverSink, OutboxRow};
 use crate::gateway::now_ms;
 use crate::store::Store;
 use lifecycle::{Event, Phase, ResetPolicy, Transition};
@@ -149,6 +150,9 @@ pub struct Pending {
     /// Served before lower ones when the agent has a queue (delegations may raise it).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: Priority,
+    /// The chat it came from: the reply goes back there through the outbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<ChannelOrigin>,
 }
 
 fn is_zero(p: &Priority) -> bool {
@@ -219,6 +223,8 @@ pub struct SessionsArgs {
     pub collect: bool,
     /// When sessions start afresh (`session.reset`, `session.resetTriggers`).
     pub reset: ResetPolicy,
+    /// Told about each reply put in the outbox for a chat (the Channels actor).
+    pub deliver: Option<DeliverSink>,
 }
 
 struct Shared {
@@ -230,6 +236,7 @@ struct Shared {
     faults: FaultHandle,
     collect: bool,
     reset: ResetPolicy,
+    deliver: Option<DeliverSink>,
 }
 
 pub enum SessionsMsg {
@@ -244,6 +251,9 @@ pub enum SessionsMsg {
         compact: bool,
         /// fast | standard | deep for this turn only.
         mode: Option<String>,
+        /// From a chat: the reply goes back there, and a redelivery of the same platform
+        /// message is answered `("", "duplicate")` and dropped.
+        origin: Option<ChannelOrigin>,
         reply: RpcReplyPort<Result<(String, &'static str), String>>,
     },
     Abort {
@@ -419,6 +429,7 @@ impl Actor for SessionsActor {
                 faults: args.faults,
                 collect: args.collect,
                 reset: args.reset,
+                deliver: args.deliver,
             }),
             live: HashMap::new(),
             restarts: HashMap::new(),
@@ -448,6 +459,7 @@ impl Actor for SessionsActor {
                 stream,
                 compact,
                 mode,
+                origin,
                 reply,
             } => {
                 let session = match state.session(&myself, &key).await {
@@ -466,11 +478,26 @@ impl Actor for SessionsActor {
                     compact,
                     mode,
                     priority: 0,
+                    origin,
                 };
                 // Durable before it is acknowledged: staged here (quick), acknowledged by
                 // the session once a shared durable commit has it, while its turn starts.
-                let seq = match state.shared.store.inbox_stage(&key, &pending) {
-                    Ok(seq) => seq,
+                let store = &state.shared.store;
+                let staged = match &pending.origin {
+                    Some(o) => store.inbox_stage_seen(
+                        &key,
+                        &pending,
+                        (&o.account_key(), &o.message_id),
+                        pending.received_at,
+                    ),
+                    None => store.inbox_stage(&key, &pending).map(Some),
+                };
+                let seq = match staged {
+                    Ok(Some(seq)) => seq,
+                    Ok(None) => {
+                        let _ = reply.send(Ok((String::new(), "duplicate")));
+                        return Ok(());
+                    }
                     Err(e) => {
                         let _ = reply.send(Err(format!("could not store the message: {e}")));
                         return Ok(());
@@ -611,6 +638,17 @@ impl Actor for SessionsActor {
             warn!(session = %key, error = %e, "could not restart the session");
         }
         Ok(())
+    }
+}
+
+/// What a chat is sent for a turn: its text, or what went wrong (nothing when it was
+/// aborted or said nothing).
+fn chat_reply(text: &str, error: Option<&str>) -> Option<String> {
+    match error {
+        Some("aborted") => None,
+        Some(e) => Some(format!("⚠️ {e}")),
+        None if text.trim().is_empty() => None,
+        None => Some(text.to_owned()),
     }
 }
 
@@ -1051,7 +1089,25 @@ impl SessionState {
 
     /// Answers a message without a turn (a reset command): waiters, streams and a final
     /// chat event, as a run would.
+    /// Hands new outbox rows to the channels.
+    fn deliver(&self, ids: &[u64], origin: &ChannelOrigin) {
+        if let Some(d) = &self.shared.deliver {
+            for id in ids {
+                d(*id, origin);
+            }
+        }
+    }
+
     fn answer_directly(&mut self, pending: &Pending, text: String, error: Option<String>) {
+        if let Some(o) = &pending.origin
+            && let Some(reply) = chat_reply(&text, error.as_deref())
+        {
+            let row = OutboxRow::new(o.clone(), reply, &self.key, &pending.run_id);
+            match self.shared.store.outbox_push(&row) {
+                Ok(id) => self.deliver(&[id], o),
+                Err(e) => warn!(session = %self.key, error = %e, "could not queue a reply"),
+            }
+        }
         let summary = RunSummary {
             run_id: pending.run_id.clone(),
             session_key: self.key.clone(),
@@ -1137,6 +1193,8 @@ impl SessionState {
             self.agent = rt;
         }
         let mut pending = first;
+        // The reply goes to the chat of the latest message that came from one.
+        pending.origin = parts.iter().rev().find_map(|(_, p)| p.origin.clone());
         if parts.len() > 1 {
             pending.text = parts
                 .iter()
@@ -1361,14 +1419,29 @@ impl SessionState {
             self.meta.last_model = out.model.clone();
         }
         let transitions = std::mem::take(&mut self.transitions);
+        let outbox: Vec<OutboxRow> = pending
+            .origin
+            .iter()
+            .filter(|_| !pending.compact)
+            .filter_map(|o| {
+                let text = chat_reply(&out.text, out.error.as_deref())?;
+                Some(OutboxRow::new(o.clone(), text, &self.key, &run_id))
+            })
+            .collect();
         match self.shared.store.complete_turn_with(
             &self.key,
             seqs,
             &self.meta,
             &entries,
             &transitions,
+            &outbox,
         ) {
-            Ok(_) => self.persisted = true,
+            Ok((_, ids)) => {
+                self.persisted = true;
+                if let Some(o) = &pending.origin {
+                    self.deliver(&ids, o);
+                }
+            }
             Err(e) => warn!(session = %self.key, error = %e, "could not record the turn"),
         }
         // The history keeps whole exchanges only: a failed turn leaves just the user's

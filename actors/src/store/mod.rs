@@ -4,6 +4,7 @@
 //! Later capabilities add their tables through migrations here; a store written by a newer
 //! Pincer is refused rather than misread.
 
+mod channels;
 mod lock;
 mod sessions;
 mod sync;
@@ -22,7 +23,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const GATEWAY: TableDefinition<&str, u64> = TableDefinition::new("gateway");
 
 /// The schema version this build writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 4;
+pub const CURRENT_SCHEMA_VERSION: u64 = 5;
 
 /// One step of the migration path, run in its own write transaction.
 pub struct Migration {
@@ -61,6 +62,12 @@ pub const MIGRATIONS: &[Migration] = &[
         to: 4,
         description: "create the sandboxes table",
         run: sessions::create_sandbox_table,
+    },
+    Migration {
+        from: 4,
+        to: 5,
+        description: "create the channel tables (seen, outbox, pairing, state)",
+        run: channels::create_tables,
     },
 ];
 

@@ -55,7 +55,11 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 impl Store {
-    fn decode<T: DeserializeOwned>(&self, table: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    pub(super) fn decode<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        bytes: &[u8],
+    ) -> Result<T, StoreError> {
         serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
             path: self.path.clone(),
             detail: format!("a row of table {table} does not parse: {e}"),
@@ -123,14 +127,31 @@ impl Store {
 
     /// Records an accepted message before it is acknowledged; returns its inbox seq.
     pub fn inbox_push<T: Serialize>(&self, key: &str, msg: &T) -> Result<u64, StoreError> {
-        self.inbox_write(key, msg, true)
+        Ok(self
+            .inbox_write(key, msg, true, None)?
+            .expect("no seen mark, no duplicate"))
     }
 
     /// Records an accepted message without waiting for the disk; returns its inbox seq.
     /// The row is on disk only after the next durable commit: `Store::sync` (shared with
     /// other writers) is what to wait for before acknowledging the message.
     pub fn inbox_stage<T: Serialize>(&self, key: &str, msg: &T) -> Result<u64, StoreError> {
-        self.inbox_write(key, msg, false)
+        Ok(self
+            .inbox_write(key, msg, false, None)?
+            .expect("no seen mark, no duplicate"))
+    }
+
+    /// `inbox_stage` for a message from a chat platform: `seen` (account key, platform
+    /// message id) is marked in the same commit, and `None` comes back when it already
+    /// was (a redelivery, dropped).
+    pub fn inbox_stage_seen<T: Serialize>(
+        &self,
+        key: &str,
+        msg: &T,
+        seen: (&str, &str),
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        self.inbox_write(key, msg, false, Some((seen, now_ms)))
     }
 
     fn inbox_write<T: Serialize>(
@@ -138,11 +159,18 @@ impl Store {
         key: &str,
         msg: &T,
         durable: bool,
-    ) -> Result<u64, StoreError> {
+        seen: Option<((&str, &str), u64)>,
+    ) -> Result<Option<u64>, StoreError> {
         let mut tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
         if !durable {
             tx.set_durability(redb::Durability::None)
                 .map_err(|e| self.db_err(e))?;
+        }
+        if let Some((seen, now)) = seen
+            && !super::channels::mark_seen(&tx, seen, now).map_err(|e| self.err(e))?
+        {
+            tx.abort().map_err(|e| self.db_err(e))?;
+            return Ok(None);
         }
         let seq = {
             let mut t = tx.open_table(INBOX).map_err(|e| self.db_err(e))?;
@@ -152,7 +180,7 @@ impl Store {
             seq
         };
         tx.commit().map_err(|e| self.db_err(e))?;
-        Ok(seq)
+        Ok(Some(seq))
     }
 
     /// Messages accepted for a session and not yet answered, oldest first.
@@ -207,20 +235,24 @@ impl Store {
         meta: &M,
         entries: &[E],
     ) -> Result<u64, StoreError> {
-        self.complete_turn_with::<M, E, ()>(key, inbox_seqs, meta, entries, &[])
+        self.complete_turn_with::<M, E, (), ()>(key, inbox_seqs, meta, entries, &[], &[])
+            .map(|(last, _)| last)
     }
 
-    /// `complete_turn` that also records lifecycle transitions (in the same commit).
-    pub fn complete_turn_with<M: Serialize, E: Serialize, T: Serialize>(
+    /// `complete_turn` that also records lifecycle transitions and puts replies for chats
+    /// in the outbox (in the same commit); returns the outbox ids too.
+    pub fn complete_turn_with<M: Serialize, E: Serialize, T: Serialize, O: Serialize>(
         &self,
         key: &str,
         inbox_seqs: &[u64],
         meta: &M,
         entries: &[E],
         transitions: &[T],
-    ) -> Result<u64, StoreError> {
+        outbox: &[O],
+    ) -> Result<(u64, Vec<u64>), StoreError> {
         let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
         self.log_transitions(&tx, key, transitions)?;
+        let outbox_ids = super::channels::outbox_insert(&tx, outbox).map_err(|e| self.err(e))?;
         let last = {
             let mut tr = tx.open_table(TRANSCRIPT).map_err(|e| self.db_err(e))?;
             let mut seq = last_seq(&tr, key).map_err(|e| self.db_err(e))?;
@@ -239,7 +271,7 @@ impl Store {
             seq
         };
         tx.commit().map_err(|e| self.db_err(e))?;
-        Ok(last)
+        Ok((last, outbox_ids))
     }
 
     /// Deletes a session: metadata, transcript, inbox, lifecycle log and archives.

@@ -1,0 +1,285 @@
+//! Channels end to end through the real binary: a fake Telegram Bot API on loopback, the
+//! gateway's ChannelActor polling it, a session and a turn against the mock LLM, and the
+//! reply sent back formatted and chunked.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use pincer_fakes::telegram::{FakeTelegram, Fault, SentKind};
+use pincer_mockllm::{MockApi, MockLlm, Step};
+use serde_json::{Value, json};
+use support::*;
+
+const TOKEN: &str = "123456:TEST-token";
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn mock() -> MockLlm {
+    MockLlm::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn telegram(tg: &FakeTelegram, extra: Value) -> Value {
+    let mut c = json!({
+        "botToken": tg.token(),
+        "apiBaseUrl": tg.api_url(),
+        "pollTimeoutSeconds": 1,
+    });
+    pincer_actors::config::merge_patch(&mut c, &extra);
+    c
+}
+
+fn write_config(home: &Path, llm: &MockLlm, channels: Value) {
+    std::fs::create_dir_all(home).unwrap();
+    let cfg = json!({
+        "models": {"providers": {"mock": {
+            "api": "openai-completions",
+            "baseUrl": llm.base_url(MockApi::OpenAi),
+            "apiKey": "test-key",
+            "models": [{"id": "mock-model"}],
+        }}},
+        "agents": {"defaults": {"model": "mock/mock-model"}},
+        "channels": channels,
+    });
+    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
+}
+
+/// Chat requests the mock LLM got (not model listings).
+fn turns(llm: &MockLlm) -> usize {
+    llm.requests()
+        .iter()
+        .filter(|r| r.path.contains("chat/completions"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_telegram_dm_gets_its_agent_reply_as_html_in_chunks_answering_the_message() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let llm = mock().await;
+    let (_dir, home) = temp_home();
+    write_config(
+        &home,
+        &llm,
+        json!({"telegram": telegram(&tg, json!({"dmPolicy": "open"}))}),
+    );
+    let _gw = Daemon::start(&home, &["--port", "0"], &[]);
+
+    // A reply longer than Telegram's 4096-character limit, with Markdown.
+    let para = "The **quick** brown fox jumps over the lazy dog. ".repeat(40);
+    let long = format!("{para}\n\n{para}\n\n{para}");
+    llm.push(Step::text(long.clone()));
+    let update = tg.user_message(4242, 4242, "hello there");
+    // About 6,200 characters of HTML: three chunks, split between paragraphs.
+    let sent = tg.wait_sent(3, WAIT).await.unwrap();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    for m in &sent {
+        assert_eq!(m.kind, SentKind::Message);
+        assert_eq!(m.chat_id, 4242);
+        assert_eq!(m.parse_mode.as_deref(), Some("HTML"));
+        assert!(m.text.len() <= 4096);
+        assert!(m.text.contains("<b>quick</b>"), "{}", m.text);
+        assert!(m.entities.iter().any(|e| e["type"] == "bold"));
+    }
+    let shown: String = sent
+        .iter()
+        .map(|m| m.shown_text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        shown.split_whitespace().collect::<Vec<_>>(),
+        long.replace("**", "")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        "every word arrives, in order"
+    );
+    assert!(sent[0].reply_to_message_id.is_some());
+    // The model saw the user's text; the update was acknowledged (offset moved on).
+    let asked = llm.requests().last().unwrap().body.to_string();
+    assert!(asked.contains("hello there"), "{asked}");
+    assert!(update > 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        tg.pending_updates().is_empty(),
+        "the update was acknowledged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_sender_gets_a_pairing_code_and_once_approved_reaches_the_agent() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let llm = mock().await;
+    let (_dir, home) = temp_home();
+    // A second account whose token Telegram refuses: reported, and it never gets in the
+    // way of the first.
+    write_config(
+        &home,
+        &llm,
+        json!({"telegram": {
+            "apiBaseUrl": tg.api_url(), "pollTimeoutSeconds": 1,
+            "accounts": {
+                "main": {"botToken": tg.token()},
+                "broken": {"botToken": "999:revoked"},
+            }
+        }}),
+    );
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let mut s = connect(&gw.url(), &read_token(&home)).await;
+
+    tg.user_message(777, 777, "let me in");
+    let sent = tg.wait_sent(1, WAIT).await.unwrap();
+    let code = sent[0]
+        .shown_text
+        .split_whitespace()
+        .find(|w| w.len() == 9 && w.ends_with('.'))
+        .map(|w| w.trim_end_matches('.').to_owned())
+        .unwrap_or_else(|| panic!("no code in {:?}", sent[0].shown_text));
+    assert!(
+        sent[0]
+            .shown_text
+            .contains("pincer pairing approve telegram")
+    );
+    assert_eq!(turns(&llm), 0, "an unpaired sender never reaches the agent");
+
+    let list = s.request("pairing.list", None).await.unwrap();
+    assert_eq!(list["requests"][0]["code"], code.as_str());
+    assert_eq!(list["requests"][0]["status"], "pending");
+    let wrong = s
+        .request(
+            "pairing.approve",
+            Some(json!({"channel": "telegram", "code": "NOPE2345"})),
+        )
+        .await;
+    assert!(wrong.is_err());
+    let ok = s
+        .request(
+            "pairing.approve",
+            Some(json!({"channel": "telegram", "code": code.to_lowercase()})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok["senderId"], "777");
+
+    llm.push(Step::text("welcome aboard"));
+    tg.user_message(777, 777, "hello again");
+    let sent = tg.wait_sent(2, WAIT).await.unwrap();
+    assert_eq!(sent[1].shown_text, "welcome aboard");
+
+    // The tokens are secrets: config.get never shows them.
+    let cfg = s.request("config.get", None).await.unwrap().to_string();
+    assert!(
+        !cfg.contains(tg.token()) && !cfg.contains("999:revoked"),
+        "{cfg}"
+    );
+
+    let st = s.request("channels.status", None).await.unwrap();
+    let accounts = st["channelAccounts"]["telegram"].as_array().unwrap();
+    let by = |id: &str| {
+        accounts
+            .iter()
+            .find(|a| a["accountId"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("main")["state"], "running", "{st}");
+    let broken = by("broken");
+    assert_eq!(broken["state"], "error", "{st}");
+    assert!(
+        broken["lastError"].as_str().unwrap().contains("botToken"),
+        "{broken}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redeliveries_rate_limits_and_outages_lose_nothing_and_answer_nothing_twice() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let llm = mock().await;
+    let (_dir, home) = temp_home();
+    write_config(
+        &home,
+        &llm,
+        json!({"telegram": telegram(&tg, json!({"dmPolicy": "allowlist", "allowFrom": [5]}))}),
+    );
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let mut s = connect(&gw.url(), &read_token(&home)).await;
+
+    // The platform is down for a while, then rate-limits three sends in a row.
+    tg.fail_times("getUpdates", Fault::ServerError(502), 2);
+    tg.fail_times(
+        "sendMessage",
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+        3,
+    );
+    tg.duplicate_next_update();
+    tg.user_message(5, 5, "one");
+    tg.user_message(5, 5, "two");
+    // A stranger is refused by the allowlist and never answered.
+    tg.user_message(6, 6, "let me in");
+    let sent = tg.wait_sent(2, Duration::from_secs(30)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sent_now = tg.sent();
+    assert_eq!(
+        sent_now.len(),
+        2,
+        "each message answered once: {sent_now:?}"
+    );
+    let texts: Vec<&str> = sent.iter().map(|m| m.shown_text.as_str()).collect();
+    assert!(texts.iter().any(|t| t.contains("one")), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("two")), "{texts:?}");
+    assert!(sent_now.iter().all(|m| m.chat_id == 5));
+    assert_eq!(turns(&llm), 2, "the redelivered update made no second turn");
+    let st = s.request("channels.status", None).await.unwrap();
+    let a = &st["channelAccounts"]["telegram"][0];
+    assert!(a["duplicates"].as_u64().unwrap() >= 1, "{a}");
+    assert_eq!(a["denied"], 1, "{a}");
+    assert_eq!(a["outbound"], 2, "{a}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashed_channel_actor_restarts_and_sends_its_reply_while_another_account_serves() {
+    let tg = FakeTelegram::start(TOKEN).await;
+    let other = FakeTelegram::start("654321:OTHER-token").await;
+    let llm = mock().await;
+    let (_dir, home) = temp_home();
+    write_config(
+        &home,
+        &llm,
+        json!({"telegram": {"dmPolicy": "open", "pollTimeoutSeconds": 1, "accounts": {
+            "a": {"botToken": tg.token(), "apiBaseUrl": tg.api_url()},
+            "b": {"botToken": other.token(), "apiBaseUrl": other.api_url()},
+        }}}),
+    );
+    // Account a's actor panics on its first message (the first reply to deliver).
+    let gw = Daemon::start(
+        &home,
+        &[
+            "--port",
+            "0",
+            "--inject-fault",
+            "channel-telegram-a:panic@1",
+        ],
+        &[],
+    );
+    let mut s = connect(&gw.url(), &read_token(&home)).await;
+    tg.user_message(1, 1, "to a");
+    other.user_message(2, 2, "to b");
+    let a = tg.wait_sent(1, WAIT).await.unwrap();
+    let b = other.wait_sent(1, WAIT).await.unwrap();
+    assert!(a[0].shown_text.contains("to a"), "{a:?}");
+    assert!(b[0].shown_text.contains("to b"), "{b:?}");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(tg.sent().len(), 1, "answered once after the restart");
+    assert_eq!(other.sent().len(), 1);
+    let st = s.request("channels.status", None).await.unwrap();
+    let accounts = st["channelAccounts"]["telegram"].as_array().unwrap();
+    let starts = |id: &str| {
+        accounts.iter().find(|x| x["accountId"] == id).unwrap()["starts"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(starts("a"), 2, "{st}");
+    assert_eq!(starts("b"), 1, "{st}");
+}
