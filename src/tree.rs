@@ -250,7 +250,8 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
     let http_routes = pincer_actors::session::openai::routes(chat, {
         let rx = gateway_rx.clone();
         Arc::new(move || rx.borrow().clone())
-    });
+    })
+    .merge(pincer_actors::channels::webhook_routes(channel_dir.clone()));
     for e in pincer_actors::session::methods::EVENTS {
         registry.event(e);
     }

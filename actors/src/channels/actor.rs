@@ -82,6 +82,58 @@ pub trait Adapter: Send + Sync + 'static {
         to: &'a ChannelOrigin,
         text: &'a str,
     ) -> BoxFuture<'a, Result<String, SendError>>;
+
+    /// A request to the account's webhook, `POST /channels/<channel>/<account>` on the
+    /// gateway port (body already capped). Adapters without webhooks answer 404.
+    fn webhook<'a>(
+        &'a self,
+        req: &'a WebhookRequest,
+        inbound: &'a Inbound,
+    ) -> BoxFuture<'a, WebhookResponse> {
+        let _ = (req, inbound);
+        async { WebhookResponse::text(404, "this channel takes no webhooks") }.boxed()
+    }
+}
+
+/// A webhook request as the gateway received it.
+#[derive(Debug, Clone)]
+pub struct WebhookRequest {
+    /// Path and query, as sent (`/channels/sms/default?x=1`).
+    pub uri: String,
+    pub headers: axum::http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl WebhookRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What the gateway answers a webhook request with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl WebhookResponse {
+    pub fn text(status: u16, body: &str) -> Self {
+        WebhookResponse {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    pub fn json(status: u16, body: &Value) -> Self {
+        WebhookResponse {
+            status,
+            content_type: "application/json",
+            body: body.to_string().into_bytes(),
+        }
+    }
 }
 
 /// What the accounts share: the store, the sessions, routing.
@@ -130,6 +182,8 @@ pub struct ChannelStatus {
 struct DirInner {
     status: HashMap<String, ChannelStatus>,
     actors: HashMap<String, ActorRef<ChannelMsg>>,
+    /// Where each running account's webhook requests go.
+    webhooks: HashMap<String, (Arc<dyn Adapter>, Inbound)>,
 }
 
 /// The running accounts: their status and where to send their replies.
@@ -169,12 +223,27 @@ impl ChannelDirectory {
         }
     }
 
-    fn register(&self, key: &str, actor: Option<ActorRef<ChannelMsg>>) {
+    fn register(&self, key: &str, running: Option<(ActorRef<ChannelMsg>, Arc<dyn Adapter>, Inbound)>) {
         let mut inner = self.0.lock().unwrap();
-        match actor {
-            Some(a) => inner.actors.insert(key.to_owned(), a),
-            None => inner.actors.remove(key),
-        };
+        match running {
+            Some((a, adapter, inbound)) => {
+                inner.actors.insert(key.to_owned(), a);
+                inner.webhooks.insert(key.to_owned(), (adapter, inbound));
+            }
+            None => {
+                inner.actors.remove(key);
+                inner.webhooks.remove(key);
+            }
+        }
+    }
+
+    /// Hands a webhook request to its account's adapter.
+    pub async fn webhook(&self, key: &str, req: WebhookRequest) -> WebhookResponse {
+        let target = self.0.lock().unwrap().webhooks.get(key).cloned();
+        match target {
+            Some((adapter, inbound)) => adapter.webhook(&req, &inbound).await,
+            None => WebhookResponse::text(404, "no such channel account is running"),
+        }
     }
 }
 
@@ -432,6 +501,7 @@ pub struct ChannelActor;
 
 pub struct ChannelState {
     key: String,
+    dir: ChannelDirectory,
     outbox: mpsc::UnboundedSender<u64>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -456,7 +526,11 @@ impl Actor for ChannelActor {
             s.state = "starting".into();
             s.starts += 1;
         });
-        dir.register(&key, Some(myself.clone()));
+        let inbound = Inbound::new(args.cfg.clone(), args.ctx.clone());
+        dir.register(
+            &key,
+            Some((myself.clone(), args.adapter.clone(), inbound.clone())),
+        );
         let (tx, rx) = mpsc::unbounded_channel();
         let mut tasks = Vec::new();
         // Outbound first: replies queued while the account was down go out now.
@@ -471,7 +545,6 @@ impl Actor for ChannelActor {
                 let _ = tx.send(id);
             }
         }
-        let inbound = Inbound::new(args.cfg.clone(), args.ctx.clone());
         tasks.push(tokio::spawn(receive_loop(
             myself.clone(),
             key.clone(),
@@ -483,6 +556,7 @@ impl Actor for ChannelActor {
             key,
             outbox: tx,
             tasks,
+            dir,
         })
     }
 
@@ -516,6 +590,12 @@ impl Actor for ChannelActor {
         for t in &state.tasks {
             t.abort();
         }
+        state.dir.register(&state.key, None);
+        state.dir.update(&state.key, |s| {
+            if s.state == "running" || s.state == "starting" {
+                s.state = "stopped".into();
+            }
+        });
         Ok(())
     }
 }

@@ -87,3 +87,60 @@ pub fn supervisor(accounts: &[AccountConfig], ctx: Arc<ChannelCtx>) -> (Supervis
     }
     (spec, running)
 }
+
+/// Largest webhook body taken in; larger ones get 413 before any adapter sees them.
+pub const WEBHOOK_MAX_BYTES: usize = 1024 * 1024;
+
+/// `POST /channels/<channel>` (the `default` account) and `/channels/<channel>/<account>`
+/// on the gateway port: platform webhooks (Slack events, Twilio SMS, Telegram webhook
+/// mode). Each adapter checks its platform's signature itself.
+pub fn webhook_routes(dir: actor::ChannelDirectory) -> axum::Router {
+    use axum::extract::{DefaultBodyLimit, Path, State};
+    use axum::http::{HeaderMap, StatusCode, Uri, header};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::post;
+
+    async fn handle(
+        dir: actor::ChannelDirectory,
+        key: String,
+        uri: Uri,
+        headers: HeaderMap,
+        body: bytes::Bytes,
+    ) -> Response {
+        let req = actor::WebhookRequest {
+            uri: uri.to_string(),
+            headers,
+            body,
+        };
+        let r = dir.webhook(&key, req).await;
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, [(header::CONTENT_TYPE, r.content_type)], r.body).into_response()
+    }
+    axum::Router::new()
+        .route(
+            "/channels/{channel}",
+            post(
+                |State(d): State<actor::ChannelDirectory>,
+                 Path(channel): Path<String>,
+                 uri: Uri,
+                 headers: HeaderMap,
+                 body: bytes::Bytes| async move {
+                    handle(d, types::account_key(&channel, "default"), uri, headers, body).await
+                },
+            ),
+        )
+        .route(
+            "/channels/{channel}/{account}",
+            post(
+                |State(d): State<actor::ChannelDirectory>,
+                 Path((channel, account)): Path<(String, String)>,
+                 uri: Uri,
+                 headers: HeaderMap,
+                 body: bytes::Bytes| async move {
+                    handle(d, types::account_key(&channel, &account), uri, headers, body).await
+                },
+            ),
+        )
+        .layer(DefaultBodyLimit::max(WEBHOOK_MAX_BYTES))
+        .with_state(dir)
+}
