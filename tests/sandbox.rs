@@ -154,6 +154,15 @@ async fn setup(test: &str, sandbox: Value, args: &[&str]) -> Option<Setup> {
     })
 }
 
+/// The session id in an `exec` result that moved a command to the background.
+fn session_id(text: &str) -> String {
+    text.split("sessionId ")
+        .nth(1)
+        .and_then(|rest| rest.get(..8))
+        .unwrap_or_else(|| panic!("no session id in {text}"))
+        .to_owned()
+}
+
 fn text_of(result: &Value) -> String {
     result["result"].as_str().unwrap_or_default().to_owned()
 }
@@ -321,19 +330,34 @@ async fn a_group_session_runs_exec_in_a_hardened_container_while_main_stays_on_t
     assert_eq!(r["isError"], true, "{r}");
     assert!(text_of(&r).contains("outside"), "{r}");
 
-    // Background runs are refused inside, with the way to go.
-    let r = tool_turn(
-        &mut s,
-        &llm,
-        group,
-        "exec",
-        json!({"command": "sleep 1", "background": true}),
-    )
-    .await;
+    // Background runs work inside (through the container's exec server) and `process`
+    // follows them: poll, list, kill (the tree inside the container goes with it).
+    let exec =
+        json!({"command": "echo bg-started; hostname; read line; echo $line", "background": true});
+    let t = text_of(&tool_turn(&mut s, &llm, group, "exec", exec).await);
+    assert!(t.contains("Started in the background in sandbox"), "{t}");
+    let bg = session_id(&t);
+    let exec = json!({"command": "sleep 30 & sleep 31", "yieldMs": 300});
+    let t = text_of(&tool_turn(&mut s, &llm, group, "exec", exec).await);
+    let head = "Still running after 300ms; moved to the background in sandbox";
+    assert!(t.contains(head), "{t}");
+    let yielded = session_id(&t);
+    let process = |action: &str, id: &str| json!({"action": action, "sessionId": id});
+    let t = text_of(&tool_turn(&mut s, &llm, group, "process", process("list", "")).await);
     assert!(
-        text_of(&r).contains("background runs are not available in the sandbox"),
-        "{r}"
+        t.contains(&bg) && t.contains(&yielded) && t.contains("running"),
+        "{t}"
     );
+    let t = text_of(&tool_turn(&mut s, &llm, group, "process", process("poll", &bg)).await);
+    assert!(
+        t.starts_with("bg-started\nsandbox\n") && t.contains("[still running]"),
+        "{t}"
+    );
+    let t = text_of(&tool_turn(&mut s, &llm, group, "process", process("kill", &yielded)).await);
+    assert!(t.contains("killed on request"), "{t}");
+    let ps = json!({"command": "ps -o args | grep -c '^sleep 3[01]' || true"});
+    let t = text_of(&tool_turn(&mut s, &llm, group, "exec", ps).await);
+    assert!(t.starts_with("0\n"), "the killed tree is gone: {t}");
 
     // The timeout kills what the command started.
     let r = tool_turn(
@@ -737,4 +761,79 @@ async fn sessions_that_need_one_new_container_at_once_get_the_same_one() {
         1,
         "one container for the agent scope"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_prune_removes_idle_and_old_containers_and_keeps_the_rest() {
+    let Some(Setup {
+        home,
+        llm,
+        containers,
+        gw,
+        mut s,
+        _dir: _keep_dir,
+        ..
+    }) = setup(
+        "sandbox_prune_removes_idle_and_old_containers",
+        json!({"mode": "all", "prune": {"idleHours": 24, "maxAgeDays": 7}}),
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    let (idle, old, fresh) = (
+        "agent:main:telegram:group:61",
+        "agent:main:telegram:group:62",
+        "agent:main:telegram:group:63",
+    );
+    for key in [idle, old] {
+        let r = tool_turn(&mut s, &llm, key, "exec", json!({"command": "true"})).await;
+        assert_eq!(r["isError"], false, "{r}");
+    }
+    assert_eq!(containers.list().await.len(), 2);
+    // Age them in the store while the gateway is down: one idle for 25 hours, one made
+    // 8 days ago (and used just now).
+    drop(s);
+    gw.signal(libc::SIGTERM);
+    let _ = gw.wait();
+    {
+        let store = pincer_actors::store::Store::open(&home.join("state.redb")).unwrap();
+        let hour = 3_600_000;
+        for (scope, mut r) in store
+            .sandboxes::<pincer_actors::sandbox::SandboxRecord>()
+            .unwrap()
+        {
+            if r.session_key == idle {
+                r.last_used -= 25 * hour;
+            } else {
+                r.created_at -= 8 * 24 * hour;
+            }
+            store.set_sandbox(&scope, Some(&r), true).unwrap();
+        }
+    }
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    let mut s = connect(&gw.url(), &read_token(&home)).await;
+    // Both were kept at start-up (recorded, same policy); a third session makes a new one.
+    let r = tool_turn(&mut s, &llm, fresh, "exec", json!({"command": "true"})).await;
+    assert_eq!(r["isError"], false, "{r}");
+    assert_eq!(containers.list().await.len(), 3);
+    let pruned = s.request("sandbox.prune", None).await.unwrap();
+    let mut removed: Vec<String> = pruned["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect();
+    removed.sort();
+    let left = containers.list().await;
+    assert_eq!(left.len(), 1, "{pruned} {left:?}");
+    assert_eq!(left[0].labels["pincer.session"], fresh);
+    let instance = pincer_actors::sandbox::instance_of(&home);
+    let mut expected: Vec<String> = [idle, old]
+        .iter()
+        .map(|k| pincer_actors::sandbox::container_name(&instance, &format!("session:{k}")))
+        .collect();
+    expected.sort();
+    assert_eq!(removed, expected);
 }

@@ -1,16 +1,19 @@
-//! Sandbox figures for docs/perf-sandbox.md, against the local Docker Engine, with the
-//! hardened defaults (`DockerConfig::default()`: network `none`, read-only root with
-//! tmpfs, uid 1000, every capability dropped, the shipped seccomp profile, 512m, 1 cpu,
-//! 256 pids), the image aside:
+//! Sandbox figures for docs/PERFORMANCE.md ("Sandboxes"), against the local Docker
+//! Engine, with the hardened defaults (`DockerConfig::default()`: network `none`,
+//! read-only root with tmpfs, uid 1000, every capability dropped, the shipped seccomp
+//! profile, 512m, 1 cpu, 256 pids), the image aside:
 //!
 //! 1. cold start: create + start a container, to the end of its first `exec` of `true`;
-//! 2. warm exec round trip: `exec` of `true` in a running container (and, for reference,
-//!    the bare Engine round trip under it: create + start + inspect of an exec, no wrapper);
+//!    then starting its exec server (execd) and a first `true` through it;
+//! 2. warm exec round trip: `exec` of `true` in a running container, through execd
+//!    (`ExecServer::exec`) and as an Engine exec (`Docker::exec`; and, for reference, the
+//!    bare Engine round trip under it: create + start + inspect of an exec, no wrapper);
 //!    2b. where a warm exec goes: that bare exec in containers that differ in one setting
 //!    (seccomp profile, Engine defaults), interleaved (`--breakdown N`, 0 skips);
 //! 3. concurrent sessions: N containers created and started at once (wall time until all
 //!    answered their first exec), then every session runs M execs one after the other,
-//!    all sessions at once (N in flight), then all N*M execs at once.
+//!    all sessions at once (N in flight), then all N*M execs at once: through execd (one
+//!    per container), then as Engine execs.
 //!
 //! `cargo bench -p pincer-sandbox --bench sandbox -- [--cold N] [--warm N] [--concurrent N] [--execs N] [--breakdown N]`
 //! (defaults 10, 200, 20, 10, 50). The image is `pincer-sandbox-test:busybox`, built if
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use pincer_sandbox::config::DockerConfig;
 use pincer_sandbox::docker::{ContainerSpec, Docker, ExecRequest, LABEL_SANDBOX};
+use pincer_sandbox::execd::{self, ExecServer};
 use pincer_sandbox::image::ensure_test_image;
 
 /// The label every container of one bench run carries (value: the run id).
@@ -112,6 +116,8 @@ struct Bench {
     config: DockerConfig,
     run: String,
     cleanup: Arc<Mutex<Vec<String>>>,
+    /// Where the execd binary is installed for this run (bound into every container).
+    execd_dir: std::path::PathBuf,
 }
 
 impl Bench {
@@ -123,7 +129,7 @@ impl Bench {
                 (LABEL_SANDBOX.to_string(), "1".to_string()),
                 (LABEL_RUN.to_string(), self.run.clone()),
             ]),
-            mounts: Vec::new(),
+            mounts: vec![execd::mount(&self.execd_dir)],
             workdir: "/tmp".into(),
             hostname: Some("sandbox".into()),
         }
@@ -198,6 +204,28 @@ impl Bench {
             .expect("exec");
         assert_eq!(r.exit_code, Some(0), "{r:?}");
         t.elapsed()
+    }
+
+    /// `true` through the container's execd.
+    async fn execd_true(server: &ExecServer) -> Duration {
+        let t = Instant::now();
+        let req = ExecRequest {
+            timeout: Duration::from_secs(60),
+            ..ExecRequest::new(["true"])
+        };
+        let r = server
+            .exec(&req, &mut |_, _| {})
+            .await
+            .expect("exec via execd");
+        assert_eq!(r.exit_code, Some(0), "{r:?}");
+        t.elapsed()
+    }
+
+    /// Starts the container's execd (one Engine exec, attached).
+    async fn server(&self, id: &str) -> ExecServer {
+        ExecServer::start(&self.docker, id)
+            .await
+            .expect("execd starts")
     }
 
     /// The Engine's part alone: create, start (attached, reading to the end) and inspect
@@ -291,11 +319,14 @@ fn main() {
         image: image.clone(),
         ..Default::default()
     };
+    let execd_dir = std::env::temp_dir().join(format!("pincer-bench-execd-{run}"));
+    execd::install(&execd_dir).expect("install execd");
     let bench = Arc::new(Bench {
         docker: docker.clone(),
         config: config.clone(),
         run,
         cleanup: cleanup.ids.clone(),
+        execd_dir: execd_dir.clone(),
     });
 
     rt.block_on(async {
@@ -322,6 +353,7 @@ fn main() {
         let mut total = Vec::new();
         let mut steps: [Vec<Duration>; 3] = Default::default();
         let mut removal = Vec::new();
+        let mut execd_start = Vec::new();
         for i in 0..cold_n {
             let t = Instant::now();
             let (id, s) = bench.cold(&format!("cold-{i}")).await;
@@ -329,6 +361,11 @@ fn main() {
             for (v, d) in steps.iter_mut().zip(s) {
                 v.push(d);
             }
+            let t = Instant::now();
+            let server = bench.server(&id).await;
+            Bench::execd_true(&server).await;
+            execd_start.push(t.elapsed());
+            drop(server);
             let t = Instant::now();
             bench.remove(&id).await;
             removal.push(t.elapsed());
@@ -339,21 +376,29 @@ fn main() {
         show("  create (incl. image check)", create);
         show("  start", start);
         show("  first exec `true`", first);
+        show("then: start execd + first `true` through it", execd_start);
         show("remove (force, running)", removal);
 
         // 2. Warm exec round trip.
         let (id, _) = bench.cold("warm").await;
+        let server = bench.server(&id).await;
         for _ in 0..10 {
+            Bench::execd_true(&server).await;
             bench.exec_true(&id).await;
             bench.bare_exec(&id).await;
         }
+        let mut via_execd = Vec::with_capacity(warm_n);
         let mut warm = Vec::with_capacity(warm_n);
         let mut bare = Vec::with_capacity(warm_n);
         for _ in 0..warm_n {
+            // Interleaved, so that drift on the machine hits every path alike.
+            via_execd.push(Bench::execd_true(&server).await);
             warm.push(bench.exec_true(&id).await);
             bare.push(bench.bare_exec(&id).await);
         }
+        drop(server);
         println!("-- 2. warm exec round trip, one at a time");
+        show("ExecServer::exec `true` (through execd)", via_execd);
         show("Docker::exec `true` (wrapper, marker, exit code)", warm);
         show("  bare Engine exec `true` (create/start/inspect)", bare);
         bench.remove(&id).await;
@@ -366,6 +411,7 @@ fn main() {
         }
     });
     drop(cleanup);
+    let _ = std::fs::remove_dir_all(&execd_dir);
 }
 
 /// Where the warm exec time goes: the bare Engine exec of `true` (no wrapper) in
@@ -486,17 +532,27 @@ async fn concurrent(bench: &Arc<Bench>, sessions: usize, execs: usize) {
     );
     show("  time to ready, per session", ready);
 
-    let run_execs = async |all_at_once: bool| {
+    let t = Instant::now();
+    let servers = futures_util::future::join_all(ids.iter().map(|id| bench.server(id))).await;
+    println!(
+        "{:<52} {:.0} ms",
+        format!("start execd in all {sessions} at once"),
+        ms(t.elapsed())
+    );
+    let run_execs = async |all_at_once: bool, through_execd: bool| {
         let t = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
-        for id in &ids {
+        for (id, server) in ids.iter().zip(&servers) {
             let per_task = if all_at_once { 1 } else { execs };
             for _ in 0..(execs / per_task) {
-                let (bench, id) = (bench.clone(), id.clone());
+                let (bench, id, server) = (bench.clone(), id.clone(), server.clone());
                 tasks.spawn(async move {
                     let mut v = Vec::with_capacity(per_task);
                     for _ in 0..per_task {
-                        v.push(bench.exec_true(&id).await);
+                        v.push(match through_execd {
+                            true => Bench::execd_true(&server).await,
+                            false => bench.exec_true(&id).await,
+                        });
                     }
                     v
                 });
@@ -508,11 +564,15 @@ async fn concurrent(bench: &Arc<Bench>, sessions: usize, execs: usize) {
         }
         (lat, t.elapsed())
     };
-    for all_at_once in [false, true].into_iter().filter(|_| execs > 0) {
-        let (lat, wall) = run_execs(all_at_once).await;
+    let runs = [(false, true), (true, true), (false, false), (true, false)];
+    for (all_at_once, through_execd) in runs.into_iter().filter(|_| execs > 0) {
+        let (lat, wall) = run_execs(all_at_once, through_execd).await;
+        let how = if through_execd { "execd" } else { "Engine" };
         let what = match all_at_once {
-            false => format!("exec `true`, {execs} in turn per session ({sessions} in flight)"),
-            true => format!("exec `true`, all {} at once", sessions * execs),
+            false => {
+                format!("{how} `true`, {execs} in turn per session ({sessions} in flight)")
+            }
+            true => format!("{how} `true`, all {} at once", sessions * execs),
         };
         show(&what, lat);
         println!(
@@ -522,6 +582,7 @@ async fn concurrent(bench: &Arc<Bench>, sessions: usize, execs: usize) {
             (sessions * execs) as f64 / wall.as_secs_f64()
         );
     }
+    drop(servers);
     let t = Instant::now();
     futures_util::future::join_all(ids.iter().map(|id| bench.remove(id))).await;
     println!(

@@ -350,14 +350,8 @@ impl Docker {
         token: &str,
         user: Option<&str>,
     ) -> Result<(), SandboxError> {
-        let run = RunArgs::script(KILL_SCRIPT, vec![token.into()], KILL_TIMEOUT);
-        let run = RunArgs {
-            user: user.map(String::from),
-            ..run
-        };
-        let detail = match self.helper(id, run, 4096).await {
-            Ok(h) if h.code == Some(0) => return Ok(()),
-            Ok(h) => format!("the kill script ended with {:?}: {}", h.code, h.stderr),
+        let detail = match self.kill_script(id, token, user).await {
+            Ok(()) => return Ok(()),
             Err(e) => e.to_string(),
         };
         tracing::warn!(container = %id, %detail, "cannot kill a timed-out command's processes, killing the container");
@@ -371,6 +365,34 @@ impl Docker {
         Err(SandboxError::Docker(format!(
             "a command timed out and its processes could not be killed inside the container ({detail}); the container was {killed}"
         )))
+    }
+}
+
+impl Docker {
+    /// Kills every process of the command marked with `token` (as a timeout does), with
+    /// an exec of the kill script; `Err` when it could not (the container is left alone).
+    pub(crate) async fn kill_marked(&self, id: &str, token: &str) -> Result<(), SandboxError> {
+        self.kill_script(id, token, None).await
+    }
+
+    async fn kill_script(
+        &self,
+        id: &str,
+        token: &str,
+        user: Option<&str>,
+    ) -> Result<(), SandboxError> {
+        let run = RunArgs::script(KILL_SCRIPT, vec![token.into()], KILL_TIMEOUT);
+        let run = RunArgs {
+            user: user.map(String::from),
+            ..run
+        };
+        match self.helper(id, run, 4096).await? {
+            h if h.code == Some(0) => Ok(()),
+            h => Err(SandboxError::Docker(format!(
+                "the kill script ended with {:?}: {}",
+                h.code, h.stderr
+            ))),
+        }
     }
 }
 
@@ -425,15 +447,15 @@ pub(crate) struct HelperOutput {
 /// Keeps at most `max` bytes of output, stdout and stderr together, and forwards exactly
 /// what it keeps.
 #[derive(Default)]
-struct Capture {
-    max: usize,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    truncated: bool,
+pub(crate) struct Capture {
+    pub(crate) max: usize,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
+    pub(crate) truncated: bool,
 }
 
 impl Capture {
-    fn push(
+    pub(crate) fn push(
         &mut self,
         kind: OutputKind,
         bytes: &[u8],
@@ -452,7 +474,7 @@ impl Capture {
 }
 
 /// 128 random bits as hex, from the standard library's randomly keyed hasher.
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let half = |i: u64| {

@@ -1,11 +1,13 @@
 //! Docker sandboxes for agent tools: the sandbox configuration and its checks
 //! (`config`), hardened containers over the local Docker socket (`docker`), commands run
-//! in them with a timeout that kills the whole process tree (`exec`) and the locally
+//! in them with a timeout that kills the whole process tree (`exec`), the exec server
+//! inside each container that runs them in about a millisecond (`execd`) and the locally
 //! built sandbox images (`image`).
 
 pub mod config;
 pub mod docker;
 pub mod exec;
+pub mod execd;
 pub mod image;
 
 /// What can go wrong with a sandbox, split by what the supervisor should do about it.

@@ -7,6 +7,8 @@
 //! The full Debian image is slow (about 30 s here, 54 MiB from the mirror):
 //! `cargo test -p pincer-sandbox --test image -- --ignored --nocapture`
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -183,7 +185,10 @@ async fn the_sandbox_user_can_write_the_scratch_dirs_under_the_default_hardening
         hostname: None,
     };
     let id = docker.create(&spec).await.expect("create");
-    let removed = Remove(docker.clone(), id.clone());
+    let removed = common::Guard {
+        docker: docker.clone(),
+        id: id.clone(),
+    };
     docker.start(&id).await.expect("start");
     let script = "id -u; for d in /tmp /var/tmp /run; do \
                   echo x > $d/probe && mkdir $d/sub && echo \"$d $(stat -c %a $d) ok\"; done; \
@@ -201,28 +206,6 @@ async fn the_sandbox_user_can_write_the_scratch_dirs_under_the_default_hardening
         "{r:?}"
     );
     drop(removed);
-}
-
-/// Removes a container when dropped, even when the test failed.
-struct Remove(pincer_sandbox::docker::Docker, String);
-
-impl Drop for Remove {
-    fn drop(&mut self) {
-        let (docker, id) = (self.0.clone(), std::mem::take(&mut self.1));
-        // Drop cannot await and the test's runtime may be gone: a runtime of our own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                if let Err(e) = docker.remove(&id).await {
-                    eprintln!("cleanup of {id} failed: {e}");
-                }
-            })
-        })
-        .join();
-    }
 }
 
 #[tokio::test]

@@ -15,6 +15,11 @@
 //!   OpenClaw's `write`, `send-keys`, `paste`, `submit`, `clear`, `remove` are not offered:
 //!   stdin is `/dev/null`.
 //!
+//! In a sandboxed session both run in the session's container: a foreground `exec` is one
+//! command of the container's exec server, a background one (or one moved there by
+//! `yieldMs`) a background command of it, which `process` lists, polls and kills like a
+//! host run (the tree inside the container dies with it).
+//!
 //! The child gets a fixed environment, not the gateway's (which holds provider keys): PATH,
 //! HOME, USER, LOGNAME, SHELL, LANG, LC_ALL, LC_CTYPE, TERM, TZ, TMPDIR when set, plus `env`.
 //! Like OpenClaw's host exec, `env` may not override PATH or loader variables (`LD_*`,
@@ -207,23 +212,7 @@ async fn exec(ctx: ToolContext, args: Value) -> ToolOutput {
         Err(e) => return ToolOutput::error(format!("exec: workdir: {e}")),
     };
     let limits = &ctx.limits;
-    let default = if args.background {
-        limits.exec_max_timeout
-    } else {
-        limits.exec_timeout
-    };
-    let mut note = String::new();
-    let timeout = match args.timeout {
-        Some(t) if t > limits.exec_max_timeout => {
-            note = format!(
-                "[timeout capped at {}s]\n",
-                limits.exec_max_timeout.as_secs_f64()
-            );
-            limits.exec_max_timeout
-        }
-        Some(t) => t,
-        None => default,
-    };
+    let (timeout, note) = timeout_of(&args, limits);
     let run = match Run::spawn(
         &args.command,
         &cwd,
@@ -234,8 +223,45 @@ async fn exec(ctx: ToolContext, args: Value) -> ToolOutput {
         Ok(r) => r,
         Err(e) => return ToolOutput::error(format!("exec: could not start `sh`: {e}")),
     };
+    follow(&ctx, run, &args, &note, None).await
+}
+
+/// The timeout of a call (a background run defaults to the longest allowed), and a note
+/// when it was capped.
+fn timeout_of(args: &ExecArgs, limits: &super::Limits) -> (Duration, String) {
+    let default = if args.background {
+        limits.exec_max_timeout
+    } else {
+        limits.exec_timeout
+    };
+    match args.timeout {
+        Some(t) if t > limits.exec_max_timeout => (
+            limits.exec_max_timeout,
+            format!(
+                "[timeout capped at {}s]\n",
+                limits.exec_max_timeout.as_secs_f64()
+            ),
+        ),
+        Some(t) => (t, String::new()),
+        None => (default, String::new()),
+    }
+}
+
+/// A started run, by the call's wishes: in the background at once, after `yieldMs` if
+/// it still runs then, or waited for. `sandbox` names the container it runs in.
+async fn follow(
+    ctx: &ToolContext,
+    run: Arc<Run>,
+    args: &ExecArgs,
+    note: &str,
+    sandbox: Option<&str>,
+) -> ToolOutput {
+    let (place, status_place) = match sandbox {
+        Some(s) => (format!(" in sandbox {s}"), format!("; in sandbox {s}")),
+        None => (String::new(), String::new()),
+    };
     if args.background {
-        return background(&ctx, run, &note, "Started in the background");
+        return background(ctx, run, note, &format!("Started in the background{place}"));
     }
     let mut guard = KillOnDrop(Some(run.clone()));
     match args.yield_after {
@@ -244,10 +270,10 @@ async fn exec(ctx: ToolContext, args: Value) -> ToolOutput {
                 guard.0 = None;
                 let so_far = run.poll();
                 let head = format!(
-                    "Still running after {}ms; moved to the background",
+                    "Still running after {}ms; moved to the background{place}",
                     after.as_millis()
                 );
-                let mut out = background(&ctx, run, &note, &head);
+                let mut out = background(ctx, run, note, &head);
                 if !so_far.is_empty() {
                     out.content
                         .push_str(&format!("\n\nOutput so far:\n{so_far}"));
@@ -265,7 +291,7 @@ async fn exec(ctx: ToolContext, args: Value) -> ToolOutput {
     } else {
         output
     };
-    let text = format!("{note}{body}\n\n[{status}]");
+    let text = format!("{note}{body}\n\n[{status}{status_place}]");
     if status.is_failure() {
         ToolOutput::error(text)
     } else {
@@ -280,30 +306,13 @@ async fn sandboxed(
     sandbox: Arc<dyn SandboxRunner>,
     args: ExecArgs,
 ) -> ToolOutput {
-    if args.background || args.yield_after.is_some() {
-        return ToolOutput::error(
-            "exec: background runs are not available in the sandbox; run the command in the \
-             foreground with a `timeout` (up to the exec maximum)",
-        );
-    }
     let workdir = match args.workdir.as_deref() {
         None | Some("") | Some(".") => "/workspace".to_owned(),
         Some(w) if w.starts_with('/') => w.to_owned(),
         Some(w) => format!("/workspace/{}", w.trim_start_matches("./")),
     };
     let limits = &ctx.limits;
-    let mut note = String::new();
-    let timeout = match args.timeout {
-        Some(t) if t > limits.exec_max_timeout => {
-            note = format!(
-                "[timeout capped at {}s]\n",
-                limits.exec_max_timeout.as_secs_f64()
-            );
-            limits.exec_max_timeout
-        }
-        Some(t) => t,
-        None => limits.exec_timeout,
-    };
+    let (timeout, note) = timeout_of(&args, limits);
     let req = pincer_sandbox::docker::ExecRequest {
         cmd: vec!["sh".into(), "-c".into(), args.command.clone()],
         workdir: Some(workdir),
@@ -312,6 +321,15 @@ async fn sandboxed(
         max_output: limits.max_output_bytes,
         user: None,
     };
+    if args.background || args.yield_after.is_some() {
+        // Through the container's exec server; `process` follows it like a host run.
+        let process = match sandbox.spawn(req).await {
+            Ok(p) => p,
+            Err(e) => return ToolOutput::error(format!("exec: the sandbox failed: {e}")),
+        };
+        let run = Run::from_sandbox(&args.command, process, timeout, limits.max_output_bytes);
+        return follow(ctx, run, &args, &note, Some(&sandbox.describe())).await;
+    }
     let r = match sandbox.exec(req).await {
         Ok(r) => r,
         Err(e) => return ToolOutput::error(format!("exec: the sandbox failed: {e}")),

@@ -122,6 +122,17 @@ pub trait SandboxRunner: Send + Sync + 'static {
         &self,
         req: pincer_sandbox::docker::ExecRequest,
     ) -> BoxFuture<'static, Result<pincer_sandbox::docker::ExecResult, String>>;
+    /// Starts a command in the container in the background (`exec background:true` /
+    /// `yieldMs`, followed by `process`), returning once it runs; killed at
+    /// `req.timeout`, or when the returned process is dropped. `Err` is the sandbox
+    /// failing or unable to run background commands (the default).
+    fn spawn(
+        &self,
+        req: pincer_sandbox::docker::ExecRequest,
+    ) -> BoxFuture<'static, Result<pincer_sandbox::execd::BackgroundProcess, String>> {
+        let _ = req;
+        Box::pin(async { Err("this sandbox cannot run background commands".to_owned()) })
+    }
     /// Which container, for messages.
     fn describe(&self) -> String;
 }

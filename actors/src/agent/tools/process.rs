@@ -12,6 +12,11 @@
 //! it is dropped, when the supervisor task is dropped (runtime shutdown), and when the
 //! [`ProcessTable`] is dropped. A member that left the group (`setsid`) is out of reach.
 //!
+//! A sandboxed session's background run is a command of the container's exec server
+//! (`pincer_sandbox::execd`), made by [`Run::from_sandbox`]: the same output buffer, status
+//! and table, but the kill and the timeout are execd's (the whole tree inside the
+//! container), and `pgid` is 0 (it names nothing on the host).
+//!
 //! No zombies either: on Linux the gateway makes itself a child subreaper
 //! (`PR_SET_CHILD_SUBREAPER`, once, at the first run), so a killed group's orphaned members
 //! are re-parented to it rather than to an init that may never reap them (container
@@ -26,6 +31,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use pincer_sandbox::execd::{BackgroundProcess, Event, ProcessControl};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -119,6 +125,8 @@ pub enum Status {
     Signaled(i32),
     TimedOut(Duration),
     Killed,
+    /// The sandbox lost it (its exec server died): why.
+    Lost(String),
 }
 
 impl Status {
@@ -136,7 +144,7 @@ impl Status {
         match self {
             Self::Running => "running",
             Self::Exited(0) => "completed",
-            Self::Exited(_) | Self::Signaled(_) => "failed",
+            Self::Exited(_) | Self::Signaled(_) | Self::Lost(_) => "failed",
             Self::TimedOut(_) => "timed-out",
             Self::Killed => "killed",
         }
@@ -155,6 +163,7 @@ impl std::fmt::Display for Status {
                 after.as_secs_f64()
             ),
             Self::Killed => write!(f, "killed on request; the whole process group was killed"),
+            Self::Lost(why) => write!(f, "lost: {why}"),
         }
     }
 }
@@ -237,10 +246,13 @@ struct RunState {
 /// One `sh -c` command and its process group.
 pub struct Run {
     pub command: String,
+    /// The host process group; 0 for a run in a sandbox.
     pub pgid: i32,
     pub started: Instant,
     state: Mutex<RunState>,
     done: watch::Receiver<bool>,
+    /// Set for a run in a sandbox: how to kill it.
+    sandbox: Option<ProcessControl>,
 }
 
 impl Run {
@@ -277,20 +289,7 @@ impl Run {
             .ok_or_else(|| std::io::Error::other("the child has no pid"))?;
         let guard = GroupGuard(Some(pgid));
         let output = tokio::net::unix::pipe::Receiver::from_owned_fd(read)?;
-        let (done_tx, done_rx) = watch::channel(false);
-        let run = Arc::new(Self {
-            command: command.to_owned(),
-            pgid,
-            started: Instant::now(),
-            state: Mutex::new(RunState {
-                output: OutputBuf::new(output_cap),
-                status: Status::Running,
-                poll_cursor: 0,
-                ended: None,
-                kill_requested: false,
-            }),
-            done: done_rx,
-        });
+        let (run, done_tx) = Self::running(command, pgid, output_cap, None);
         let reader = tokio::spawn(pump(output, run.clone()));
         let supervised = run.clone();
         tokio::spawn(async move {
@@ -328,6 +327,70 @@ impl Run {
         Ok(run)
     }
 
+    /// A run of the sandbox's exec server (already started), killed at `timeout` by it;
+    /// its stdout and stderr interleave into one output as on the host. Must be called
+    /// inside a tokio runtime.
+    pub(crate) fn from_sandbox(
+        command: &str,
+        mut process: BackgroundProcess,
+        timeout: Duration,
+        output_cap: usize,
+    ) -> Arc<Self> {
+        let (run, done_tx) = Self::running(command, 0, output_cap, Some(process.control()));
+        let follower = run.clone();
+        tokio::spawn(async move {
+            // Dropping `process` (this task cancelled) kills the command.
+            let status = loop {
+                match process.next().await {
+                    Some(Event::Started { .. }) => {}
+                    Some(Event::Output(_, bytes)) => follower.lock().output.push(&bytes),
+                    Some(Event::Exited(s)) if s.timed_out => break Status::TimedOut(timeout),
+                    Some(Event::Exited(s)) if s.killed => break Status::Killed,
+                    Some(Event::Exited(s)) => {
+                        break match (s.code, s.signal) {
+                            (Some(code), _) => Status::Exited(code),
+                            (None, sig) => Status::Signaled(sig.unwrap_or(0)),
+                        };
+                    }
+                    Some(Event::Failed(why)) => break Status::Lost(why),
+                    None => break Status::Lost("the sandbox stopped reporting".into()),
+                }
+            };
+            {
+                let mut state = follower.lock();
+                state.status = status;
+                state.ended = Some(Instant::now());
+            }
+            let _ = done_tx.send(true);
+        });
+        run
+    }
+
+    /// A run that has just started, and the sender that marks its end.
+    fn running(
+        command: &str,
+        pgid: i32,
+        output_cap: usize,
+        sandbox: Option<ProcessControl>,
+    ) -> (Arc<Self>, watch::Sender<bool>) {
+        let (done_tx, done_rx) = watch::channel(false);
+        let run = Arc::new(Self {
+            command: command.to_owned(),
+            pgid,
+            started: Instant::now(),
+            state: Mutex::new(RunState {
+                output: OutputBuf::new(output_cap),
+                status: Status::Running,
+                poll_cursor: 0,
+                ended: None,
+                kill_requested: false,
+            }),
+            done: done_rx,
+            sandbox,
+        });
+        (run, done_tx)
+    }
+
     fn lock(&self) -> MutexGuard<'_, RunState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -347,7 +410,10 @@ impl Run {
         let mut state = self.lock();
         if state.status.is_running() {
             state.kill_requested = true;
-            kill_group(self.pgid);
+            match &self.sandbox {
+                Some(control) => control.kill(),
+                None => kill_group(self.pgid),
+            }
         }
     }
 
