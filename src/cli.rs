@@ -71,6 +71,16 @@ pub enum Command {
         #[command(subcommand)]
         cmd: SandboxCmd,
     },
+    /// Chat channel accounts (Telegram, Slack, SMS...): what each is doing
+    Channels {
+        #[command(subcommand)]
+        cmd: ChannelsCmd,
+    },
+    /// Let unknown senders talk to the assistant (channels with dmPolicy "pairing")
+    Pairing {
+        #[command(subcommand)]
+        cmd: PairingCmd,
+    },
     /// Run the local mock LLM server (OpenAI, Anthropic and Gemini wire formats, scripted
     /// replies and faults) for testing a setup without a real provider
     MockLlm {
@@ -252,6 +262,41 @@ pub enum SandboxCmd {
     /// Remove containers idle or old past agents.*.sandbox.prune (the gateway also does
     /// this every 5 minutes)
     Prune {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelsCmd {
+    /// Each configured account: running, reconnecting, stopped or in error (and why),
+    /// with its message counters
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PairingCmd {
+    /// Pairing requests: pending codes and approved senders
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Approve the sender who was given CODE on CHANNEL (e.g. `pincer pairing approve telegram K7M2QX9A`)
+    Approve {
+        /// telegram, slack, sms, discord...
+        channel: String,
+        /// The code the sender was given
+        code: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Refuse (forget) a pending request
+    Reject {
+        channel: String,
+        code: String,
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -3,6 +3,7 @@
 //! generic supervisor in `pincer-supervision`.
 
 pub mod agent_cmd;
+pub mod channels_cmd;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pincer::cli::{Cli, Command, ConfigCmd, GatewaySub};
 use pincer::setup::Globals;
-use pincer::{agent_cmd, commands, config_cmd, doctor, onboard, sandbox_cmd};
+use pincer::{agent_cmd, channels_cmd, commands, config_cmd, doctor, onboard, sandbox_cmd};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -44,6 +44,8 @@ fn main() -> ExitCode {
             Command::Chat(args) => agent_cmd::chat(&globals, args).await,
             Command::MockLlm { listen } => agent_cmd::mock_llm(listen).await,
             Command::Sandbox { cmd } => sandbox_cmd::sandbox(&globals, cmd).await,
+            Command::Channels { cmd } => channels_cmd::channels(&globals, cmd).await,
+            Command::Pairing { cmd } => channels_cmd::pairing(&globals, cmd).await,
         }
     })
 }

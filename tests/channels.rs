@@ -152,14 +152,14 @@ async fn an_unknown_sender_gets_a_pairing_code_and_once_approved_reaches_the_age
         )
         .await;
     assert!(wrong.is_err());
-    let ok = s
-        .request(
-            "pairing.approve",
-            Some(json!({"channel": "telegram", "code": code.to_lowercase()})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(ok["senderId"], "777");
+    // The owner approves with the CLI (codes are case-insensitive).
+    let url = gw.url();
+    let out = pincer(
+        &home,
+        &["pairing", "approve", "telegram", &code.to_lowercase(), "--url", &url],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("approved 777"), "{}", text(&out));
 
     llm.push(Step::text("welcome aboard"));
     tg.user_message(777, 777, "hello again");
@@ -172,6 +172,11 @@ async fn an_unknown_sender_gets_a_pairing_code_and_once_approved_reaches_the_age
         !cfg.contains(tg.token()) && !cfg.contains("999:revoked"),
         "{cfg}"
     );
+
+    let out = pincer(&home, &["channels", "status", "--url", &url]);
+    let shown = text(&out);
+    assert!(shown.contains("telegram:main  running as @"), "{shown}");
+    assert!(shown.contains("telegram:broken  error"), "{shown}");
 
     let st = s.request("channels.status", None).await.unwrap();
     let accounts = st["channelAccounts"]["telegram"].as_array().unwrap();
@@ -213,8 +218,10 @@ async fn redeliveries_rate_limits_and_outages_lose_nothing_and_answer_nothing_tw
         },
         3,
     );
-    tg.duplicate_next_update();
-    tg.user_message(5, 5, "one");
+    // The same message twice (as after a lost offset): taken in once.
+    let one = tg.new_user_message(5, 5, "one");
+    tg.push_update(one.clone());
+    tg.push_update(one);
     tg.user_message(5, 5, "two");
     // A stranger is refused by the allowlist and never answered.
     tg.user_message(6, 6, "let me in");

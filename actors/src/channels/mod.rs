@@ -8,6 +8,8 @@ pub mod format;
 pub mod methods;
 pub mod policy;
 pub mod routing;
+pub mod slack;
+pub mod sms;
 pub mod telegram;
 pub mod types;
 
@@ -27,8 +29,10 @@ use config::AccountConfig;
 pub fn build_adapter(cfg: &AccountConfig, ctx: &ChannelCtx) -> Result<Arc<dyn Adapter>, String> {
     match cfg.channel.as_str() {
         "telegram" => Ok(Arc::new(telegram::Telegram::new(cfg, ctx.store.clone())?)),
+        "slack" => slack::build(cfg, ctx),
+        "sms" => sms::build(cfg, ctx),
         other => Err(format!(
-            "channels.{other}: this Pincer has no {other} adapter (known: telegram)"
+            "channels.{other}: this Pincer has no {other} adapter (known: telegram, slack, sms)"
         )),
     }
 }
