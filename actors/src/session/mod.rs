@@ -942,7 +942,7 @@ impl Actor for SessionActor {
             SessionMsg::Finished { run_id, output } => {
                 if state.running.as_ref().is_some_and(|r| r.run_id == run_id) {
                     let running = state.running.take().expect("checked");
-                    state.finish(running, *output);
+                    state.finish(running, *output).await;
                     state.start_next(&myself).await;
                 }
             }
@@ -999,7 +999,7 @@ impl Actor for SessionActor {
                 error: Some("aborted".into()),
                 ..Default::default()
             };
-            state.finish(running, out);
+            state.finish(running, out).await;
         } else {
             // The run crashed (or was killed) mid-turn: its message is still in the
             // inbox. Retry once, then fail visibly.
@@ -1017,7 +1017,7 @@ impl Actor for SessionActor {
                     )),
                     ..Default::default()
                 };
-                state.finish(running, out);
+                state.finish(running, out).await;
             }
         }
         state.start_next(&myself).await;
@@ -1266,7 +1266,7 @@ impl SessionState {
                     ..Default::default()
                 };
                 let seqs: Vec<u64> = parts.iter().map(|(s, _)| *s).collect();
-                self.record(&seqs, &pending, out);
+                self.record(&seqs, &pending, out).await;
             }
         }
     }
@@ -1322,10 +1322,10 @@ impl SessionState {
         }
     }
 
-    fn finish(&mut self, running: Running, out: TurnOutput) {
+    async fn finish(&mut self, running: Running, out: TurnOutput) {
         let event_seq = running.event_seq + 1;
         let seqs: Vec<u64> = running.parts.iter().map(|(s, _)| *s).collect();
-        let summary = self.record(&seqs, &running.pending, out);
+        let summary = self.record(&seqs, &running.pending, out).await;
         // Messages collected into this turn get the same answer under their own run ids.
         let mut summaries = vec![summary.clone()];
         for (_, p) in running.parts.iter().skip(1) {
@@ -1364,8 +1364,11 @@ impl SessionState {
         self.emit_chat(payload);
     }
 
-    /// Appends the turn to the transcript and clears its inbox row in one commit.
-    fn record(&mut self, seqs: &[u64], pending: &Pending, out: TurnOutput) -> RunSummary {
+    /// Appends the turn to the transcript and clears its inbox row in one commit, and
+    /// answers once that commit is on disk. The commit shares its fsync with whatever other
+    /// sessions commit meanwhile (`Store::sync`); this session waits for it without holding
+    /// the store, so under load many turns cost one fsync.
+    async fn record(&mut self, seqs: &[u64], pending: &Pending, out: TurnOutput) -> RunSummary {
         let now = now_ms();
         let run_id = pending.run_id.clone();
         let aborted = out.error.as_deref() == Some("aborted");
@@ -1435,11 +1438,21 @@ impl SessionState {
             &entries,
             &transitions,
             &outbox,
+            false,
         ) {
             Ok((_, ids)) => {
                 self.persisted = true;
-                if let Some(o) = &pending.origin {
-                    self.deliver(&ids, o);
+                match self.shared.store.sync().wait().await {
+                    // A reply leaves for its chat only once its turn is on disk: a crash
+                    // before that re-runs the turn instead of answering twice.
+                    Ok(()) => {
+                        if let Some(o) = &pending.origin {
+                            self.deliver(&ids, o);
+                        }
+                    }
+                    Err(e) => {
+                        warn!(session = %self.key, error = %e, "the turn may not be on disk")
+                    }
                 }
             }
             Err(e) => warn!(session = %self.key, error = %e, "could not record the turn"),

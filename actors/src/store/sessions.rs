@@ -235,12 +235,15 @@ impl Store {
         meta: &M,
         entries: &[E],
     ) -> Result<u64, StoreError> {
-        self.complete_turn_with::<M, E, (), ()>(key, inbox_seqs, meta, entries, &[], &[])
+        self.complete_turn_with::<M, E, (), ()>(key, inbox_seqs, meta, entries, &[], &[], true)
             .map(|(last, _)| last)
     }
 
     /// `complete_turn` that also records lifecycle transitions and puts replies for chats
-    /// in the outbox (in the same commit); returns the outbox ids too.
+    /// in the outbox (in the same commit); returns the outbox ids too. Not `durable`: the
+    /// commit reaches the disk with the next durable one (`Store::sync`, shared), which the
+    /// caller waits for before anything depends on it.
+    #[allow(clippy::too_many_arguments)]
     pub fn complete_turn_with<M: Serialize, E: Serialize, T: Serialize, O: Serialize>(
         &self,
         key: &str,
@@ -249,8 +252,13 @@ impl Store {
         entries: &[E],
         transitions: &[T],
         outbox: &[O],
+        durable: bool,
     ) -> Result<(u64, Vec<u64>), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        let mut tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        if !durable {
+            tx.set_durability(redb::Durability::None)
+                .map_err(|e| self.db_err(e))?;
+        }
         self.log_transitions(&tx, key, transitions)?;
         let outbox_ids = super::channels::outbox_insert(&tx, outbox).map_err(|e| self.err(e))?;
         let last = {
