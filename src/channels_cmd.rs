@@ -28,7 +28,9 @@ pub async fn channels(globals: &Globals, cmd: ChannelsCmd) -> ExitCode {
                 }
             }
             if !any {
-                println!("no channels configured (add one under channels.<name> in the config; see docs/channels.md)");
+                println!(
+                    "no channels configured (add one under channels.<name> in the config; see docs/channels.md)"
+                );
             }
             ExitCode::SUCCESS
         }
