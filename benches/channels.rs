@@ -167,11 +167,11 @@ fn main() {
             messages as f64 / took.as_secs_f64()
         );
         // Let the turns and replies of phase 1 finish before timing single messages.
-        let replies = tg.wait_sent(messages, Duration::from_secs(600)).await;
+        let _ = tg.wait_sent(messages, Duration::from_secs(120)).await;
         println!(
-            "   replies sent meanwhile and after: {} ({:.3} s after the first update)",
-            replies.map(|r| r.len()).unwrap_or(0),
-            t.elapsed().as_secs_f64()
+            "   replies sent by {:.3} s after the first update: {} of {messages}",
+            t.elapsed().as_secs_f64(),
+            tg.sent().len()
         );
 
         // 2. Latency: one message at a time, from its update being queued to routed (includes
