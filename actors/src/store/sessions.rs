@@ -536,7 +536,7 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap();
-            rt.block_on(s.sync().wait()).unwrap();
+            rt.block_on(async { s.sync().wait().await }).unwrap();
             s.inbox_stage("k", &json!({"text": "never acknowledged"}))
                 .unwrap();
             println!("staged {seq}");

@@ -1,4 +1,4 @@
-//! Group commit: one thread makes the store durable for everyone waiting at the time.
+//! Group commit: one committer makes the store durable for everyone waiting at the time.
 //!
 //! A row that must be on disk before it is acknowledged (an accepted message) is written in a
 //! non-durable commit, which is quick and gives the row its place, and then
@@ -9,7 +9,6 @@
 //! caller can go on (start the model call) while the disk catches up.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, Weak};
 
 use redb::Database;
@@ -42,46 +41,36 @@ impl Durable {
     }
 }
 
-/// The handle the store keeps; the thread ends when it is dropped.
+/// The requests waiting for a durable commit, and whether a committer is at work.
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<watch::Sender<Outcome>>,
+    busy: bool,
+}
+
+/// Group commit. A request joins the queue; if no committer is at work, one starts on
+/// tokio's blocking pool (a plain thread outside a runtime). It takes the whole queue,
+/// commits once, answers everyone, and goes again while requests arrived meanwhile.
+/// The blocking pool (rather than a thread of its own) keeps paused-time tests honest:
+/// tokio does not auto-advance the clock while a blocking task runs.
 pub(super) struct Syncer {
-    requests: Mutex<mpsc::Sender<watch::Sender<Outcome>>>,
+    db: Weak<Database>,
+    path: String,
+    queue: Arc<Mutex<Queue>>,
     /// Durable commits made (each served every request queued when it began).
     #[cfg_attr(not(test), allow(dead_code))]
     commits: Arc<AtomicU64>,
 }
 
 impl Syncer {
-    /// Starts the commit thread. It holds the database weakly, so closing the store is not
-    /// delayed by it (but for a commit in flight).
+    /// Holds the database weakly, so closing the store is not delayed (but for a commit in
+    /// flight).
     pub(super) fn start(db: Weak<Database>, path: String) -> Syncer {
-        let (tx, rx) = mpsc::channel::<watch::Sender<Outcome>>();
-        let commits = Arc::new(AtomicU64::new(0));
-        let counter = commits.clone();
-        std::thread::Builder::new()
-            .name("pincer-store-sync".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut waiting = vec![first];
-                    waiting.extend(rx.try_iter());
-                    let result = match db.upgrade() {
-                        Some(db) => {
-                            counter.fetch_add(1, Ordering::Relaxed);
-                            commit(&db).map_err(|e| format!("store {path}: {e}"))
-                        }
-                        None => Err(format!("store {path} is closed")),
-                    };
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, "a durable commit failed");
-                    }
-                    for w in waiting {
-                        w.send_replace(Some(result.clone()));
-                    }
-                }
-            })
-            .expect("spawning the store's commit thread");
         Syncer {
-            requests: Mutex::new(tx),
-            commits,
+            db,
+            path,
+            queue: Arc::new(Mutex::new(Queue::default())),
+            commits: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -92,10 +81,56 @@ impl Syncer {
 
     pub(super) fn request(&self) -> Durable {
         let (tx, rx) = watch::channel(None);
-        if let Err(mpsc::SendError(tx)) = self.requests.lock().unwrap().send(tx) {
-            tx.send_replace(Some(Err("the store's commit thread has stopped".into())));
+        let start = {
+            let mut q = self.queue.lock().unwrap();
+            q.waiting.push(tx);
+            !std::mem::replace(&mut q.busy, true)
+        };
+        if start {
+            let (db, path, queue, counter) = (
+                self.db.clone(),
+                self.path.clone(),
+                self.queue.clone(),
+                self.commits.clone(),
+            );
+            let work = move || committer(&db, &path, &queue, &counter);
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) => {
+                    h.spawn_blocking(work);
+                }
+                Err(_) => {
+                    std::thread::spawn(work);
+                }
+            }
         }
         Durable(rx)
+    }
+}
+
+/// Commits for whoever is queued, until nobody is.
+fn committer(db: &Weak<Database>, path: &str, queue: &Mutex<Queue>, counter: &AtomicU64) {
+    loop {
+        let waiting = {
+            let mut q = queue.lock().unwrap();
+            if q.waiting.is_empty() {
+                q.busy = false;
+                return;
+            }
+            std::mem::take(&mut q.waiting)
+        };
+        let result = match db.upgrade() {
+            Some(db) => {
+                counter.fetch_add(1, Ordering::Relaxed);
+                commit(&db).map_err(|e| format!("store {path}: {e}"))
+            }
+            None => Err(format!("store {path} is closed")),
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "a durable commit failed");
+        }
+        for w in waiting {
+            w.send_replace(Some(result.clone()));
+        }
     }
 }
 
