@@ -156,7 +156,14 @@ async fn an_unknown_sender_gets_a_pairing_code_and_once_approved_reaches_the_age
     let url = gw.url();
     let out = pincer(
         &home,
-        &["pairing", "approve", "telegram", &code.to_lowercase(), "--url", &url],
+        &[
+            "pairing",
+            "approve",
+            "telegram",
+            &code.to_lowercase(),
+            "--url",
+            &url,
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("approved 777"), "{}", text(&out));

@@ -223,7 +223,11 @@ impl ChannelDirectory {
         }
     }
 
-    fn register(&self, key: &str, running: Option<(ActorRef<ChannelMsg>, Arc<dyn Adapter>, Inbound)>) {
+    fn register(
+        &self,
+        key: &str,
+        running: Option<(ActorRef<ChannelMsg>, Arc<dyn Adapter>, Inbound)>,
+    ) {
         let mut inner = self.0.lock().unwrap();
         match running {
             Some((a, adapter, inbound)) => {

@@ -129,7 +129,14 @@ pub fn webhook_routes(dir: actor::ChannelDirectory) -> axum::Router {
                  uri: Uri,
                  headers: HeaderMap,
                  body: bytes::Bytes| async move {
-                    handle(d, types::account_key(&channel, "default"), uri, headers, body).await
+                    handle(
+                        d,
+                        types::account_key(&channel, "default"),
+                        uri,
+                        headers,
+                        body,
+                    )
+                    .await
                 },
             ),
         )
@@ -141,7 +148,14 @@ pub fn webhook_routes(dir: actor::ChannelDirectory) -> axum::Router {
                  uri: Uri,
                  headers: HeaderMap,
                  body: bytes::Bytes| async move {
-                    handle(d, types::account_key(&channel, &account), uri, headers, body).await
+                    handle(
+                        d,
+                        types::account_key(&channel, &account),
+                        uri,
+                        headers,
+                        body,
+                    )
+                    .await
                 },
             ),
         )

@@ -942,7 +942,7 @@ impl Actor for SessionActor {
             SessionMsg::Finished { run_id, output } => {
                 if state.running.as_ref().is_some_and(|r| r.run_id == run_id) {
                     let running = state.running.take().expect("checked");
-                    state.finish(running, *output).await;
+                    state.finish(running, *output);
                     state.start_next(&myself).await;
                 }
             }
@@ -999,7 +999,7 @@ impl Actor for SessionActor {
                 error: Some("aborted".into()),
                 ..Default::default()
             };
-            state.finish(running, out).await;
+            state.finish(running, out);
         } else {
             // The run crashed (or was killed) mid-turn: its message is still in the
             // inbox. Retry once, then fail visibly.
@@ -1017,7 +1017,7 @@ impl Actor for SessionActor {
                     )),
                     ..Default::default()
                 };
-                state.finish(running, out).await;
+                state.finish(running, out);
             }
         }
         state.start_next(&myself).await;
@@ -1266,7 +1266,7 @@ impl SessionState {
                     ..Default::default()
                 };
                 let seqs: Vec<u64> = parts.iter().map(|(s, _)| *s).collect();
-                self.record(&seqs, &pending, out).await;
+                self.record(&seqs, &pending, out);
             }
         }
     }
@@ -1322,10 +1322,10 @@ impl SessionState {
         }
     }
 
-    async fn finish(&mut self, running: Running, out: TurnOutput) {
+    fn finish(&mut self, running: Running, out: TurnOutput) {
         let event_seq = running.event_seq + 1;
         let seqs: Vec<u64> = running.parts.iter().map(|(s, _)| *s).collect();
-        let summary = self.record(&seqs, &running.pending, out).await;
+        let summary = self.record(&seqs, &running.pending, out);
         // Messages collected into this turn get the same answer under their own run ids.
         let mut summaries = vec![summary.clone()];
         for (_, p) in running.parts.iter().skip(1) {
@@ -1367,7 +1367,7 @@ impl SessionState {
     /// Appends the turn to the transcript and clears its inbox row in one durable commit,
     /// then answers. (Sharing this fsync through `Store::sync` was tried and measured: no
     /// gain in routed messages/s nor per turn, so it stays inline and simple.)
-    async fn record(&mut self, seqs: &[u64], pending: &Pending, out: TurnOutput) -> RunSummary {
+    fn record(&mut self, seqs: &[u64], pending: &Pending, out: TurnOutput) -> RunSummary {
         let now = now_ms();
         let run_id = pending.run_id.clone();
         let aborted = out.error.as_deref() == Some("aborted");
