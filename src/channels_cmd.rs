@@ -21,9 +21,9 @@ pub async fn channels(globals: &Globals, cmd: ChannelsCmd) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let mut any = false;
-            for (_, list) in v["channelAccounts"].as_object().into_iter().flatten() {
+            for (channel, list) in v["channelAccounts"].as_object().into_iter().flatten() {
                 for a in list.as_array().into_iter().flatten() {
-                    any = true;
+                    any |= channel != "webchat";
                     println!("{}", status_line(a));
                 }
             }
@@ -39,6 +39,14 @@ pub async fn channels(globals: &Globals, cmd: ChannelsCmd) -> ExitCode {
 
 fn status_line(a: &Value) -> String {
     let n = |k: &str| a[k].as_u64().unwrap_or(0);
+    if a["channel"] == "webchat" {
+        return format!(
+            "webchat:default  {} at {} ({} clients connected)",
+            a["state"].as_str().unwrap_or("?"),
+            a["bot"].as_str().unwrap_or("?"),
+            n("connectedClients")
+        );
+    }
     let mut line = format!(
         "{}:{}  {}{}  in {} (routed {}, duplicates {}, refused {})  out {} (failed {})",
         a["channel"].as_str().unwrap_or("?"),

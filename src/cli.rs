@@ -81,6 +81,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: PairingCmd,
     },
+    /// Send a message to a chat through the gateway's channel accounts
+    Message {
+        #[command(subcommand)]
+        cmd: MessageCmd,
+    },
     /// Run the local mock LLM server (OpenAI, Anthropic and Gemini wire formats, scripted
     /// replies and faults) for testing a setup without a real provider
     MockLlm {
@@ -300,6 +305,48 @@ pub enum PairingCmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MessageCmd {
+    /// Send a message (Markdown, formatted for the platform) to a chat, channel or phone
+    /// number; prints whether it was sent; exits 1 when it was refused or failed, 3 when
+    /// the gateway cannot be reached
+    #[command(after_help = "Examples:\n  \
+        pincer message send --channel telegram --to 12345 \"hello from **Pincer**\"\n  \
+        pincer message send --channel slack --account work --to C0123 --thread 1700000000.000100 -m \"done\"")]
+    Send(MessageSendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MessageSendArgs {
+    /// telegram, slack, sms or discord (default: the only configured channel)
+    #[arg(long, value_name = "CHANNEL")]
+    pub channel: Option<String>,
+    /// Where to: a Telegram chat id, a Slack or Discord channel id, a phone number (E.164)
+    #[arg(long, visible_alias = "target", value_name = "TO")]
+    pub to: String,
+    /// The channel account (default: the one called default, else the channel's only one)
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// A Telegram forum topic id, a Slack thread ts or a Discord thread id
+    #[arg(long, visible_alias = "thread-id", value_name = "ID")]
+    pub thread: Option<String>,
+    /// The message, in Markdown
+    #[arg(
+        value_name = "TEXT",
+        required_unless_present = "message",
+        conflicts_with = "message"
+    )]
+    pub text: Option<String>,
+    /// The message, in Markdown (instead of TEXT; OpenClaw's spelling)
+    #[arg(long, short = 'm', value_name = "TEXT")]
+    pub message: Option<String>,
+    /// Do not wait for the delivery: answer "queued" once the gateway has the message
+    #[arg(long)]
+    pub no_wait: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config_cmd;
 pub mod daemon;
 pub mod doctor;
+pub mod message_cmd;
 pub mod onboard;
 pub mod reloader;
 pub mod sandbox_cmd;

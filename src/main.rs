@@ -3,7 +3,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use pincer::cli::{Cli, Command, ConfigCmd, GatewaySub};
 use pincer::setup::Globals;
-use pincer::{agent_cmd, channels_cmd, commands, config_cmd, doctor, onboard, sandbox_cmd};
+use pincer::{
+    agent_cmd, channels_cmd, commands, config_cmd, doctor, message_cmd, onboard, sandbox_cmd,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
             Command::Sandbox { cmd } => sandbox_cmd::sandbox(&globals, cmd).await,
             Command::Channels { cmd } => channels_cmd::channels(&globals, cmd).await,
             Command::Pairing { cmd } => channels_cmd::pairing(&globals, cmd).await,
+            Command::Message { cmd } => message_cmd::message(&globals, cmd).await,
         }
     })
 }

@@ -175,13 +175,18 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
             }
         })
     };
-    let approvals = Arc::new(Approvals::new(events.clone()));
+    // The channel accounts, created here so the agents' `message` tool can send with them
+    // and approval requests are also shown in the chat that asked.
+    let channel_dir = pincer_actors::channels::actor::ChannelDirectory::new();
+    let approvals = Arc::new(Approvals::new(channel_dir.approval_events(events.clone())));
     let (sandboxes_tx, sandboxes_rx) = watch::channel::<Option<ActorRef<SandboxesMsg>>>(None);
     let sandboxes_tx = Arc::new(sandboxes_tx);
     let sandboxes_lookup: SandboxesLookup = {
         let rx = sandboxes_rx.clone();
         Arc::new(move || rx.borrow().clone())
     };
+    let outbound =
+        pincer_actors::channels::send::ChannelSender::new(args.store.clone(), channel_dir.clone());
     let (agents, policies) = build_agents(
         p,
         &agents_config,
@@ -189,6 +194,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         approvals.clone(),
         &metrics,
         &sandboxes_lookup,
+        outbound,
     )?;
     let agents_dir = agents.clone();
     let (sessions_tx, sessions_rx) = watch::channel::<Option<ActorRef<SessionsMsg>>>(None);
@@ -199,7 +205,6 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
     };
     // Channels: the accounts' ChannelActors route into the sessions; the sessions hand
     // each reply put in the outbox back to its account.
-    let channel_dir = pincer_actors::channels::actor::ChannelDirectory::new();
     let channel_ctx = {
         let value = &p.loaded.value;
         let bindings = match value.get("bindings") {
@@ -222,6 +227,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
             directory: channel_dir.clone(),
             retry_base: Duration::from_secs(1),
             max_attempts: 8,
+            approvals: Some(approvals.clone()),
         })
     };
     let channel_accounts =
@@ -247,11 +253,20 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
     });
     pincer_actors::session::methods::register(&mut registry, chat.clone());
     pincer_actors::sandbox::methods::register(&mut registry, sandboxes_lookup.clone());
+    let hooks = pincer_actors::hooks::HooksCtx::new(
+        &p.loaded.value,
+        chat.sessions.clone(),
+        p.agents.default_agent.clone(),
+        p.agents.main_key.clone(),
+        agents_dir.ids(),
+        channel_dir.clone(),
+    )?;
     let http_routes = pincer_actors::session::openai::routes(chat, {
         let rx = gateway_rx.clone();
         Arc::new(move || rx.borrow().clone())
     })
-    .merge(pincer_actors::channels::webhook_routes(channel_dir.clone()));
+    .merge(pincer_actors::channels::webhook_routes(channel_dir.clone()))
+    .merge(pincer_actors::hooks::routes(hooks));
     for e in pincer_actors::session::methods::EVENTS {
         registry.event(e);
     }
@@ -511,6 +526,7 @@ fn build_agents(
     approvals: Arc<Approvals>,
     metrics: &Metrics,
     sandboxes: &SandboxesLookup,
+    outbound: Arc<pincer_actors::channels::send::ChannelSender>,
 ) -> Result<(pincer_actors::session::Agents, Vec<String>), String> {
     let value = &p.loaded.value;
     let defaults = value
@@ -557,6 +573,7 @@ fn build_agents(
                 main_key: config.main_key.clone(),
             });
         }
+        rt.set_outbound(outbound.clone());
         runtimes.push(Arc::new(rt));
     }
     Ok((AgentDirectory::new(runtimes), policies))

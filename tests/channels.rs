@@ -184,8 +184,18 @@ async fn an_unknown_sender_gets_a_pairing_code_and_once_approved_reaches_the_age
     let shown = text(&out);
     assert!(shown.contains("telegram:main  running as @"), "{shown}");
     assert!(shown.contains("telegram:broken  error"), "{shown}");
+    // The web chat (this very client) is listed with the chat apps.
+    assert!(
+        shown.contains("webchat:default  running at ws://") && shown.contains("clients connected"),
+        "{shown}"
+    );
 
     let st = s.request("channels.status", None).await.unwrap();
+    assert_eq!(st["channels"]["webchat"]["running"], true, "{st}");
+    assert!(
+        st["channelAccounts"]["webchat"][0]["connectedClients"].as_u64() >= Some(1),
+        "{st}"
+    );
     let accounts = st["channelAccounts"]["telegram"].as_array().unwrap();
     let by = |id: &str| {
         accounts

@@ -9,6 +9,7 @@ pub mod agent;
 pub mod channels;
 pub mod config;
 pub mod gateway;
+pub mod hooks;
 pub mod protocol;
 pub mod sandbox;
 pub mod session;

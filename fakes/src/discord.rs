@@ -55,7 +55,9 @@
 //!
 //! Dispatches go to every live session whose intents allow them (GUILD_MESSAGES,
 //! DIRECT_MESSAGES); without MESSAGE_CONTENT a guild message's content is empty unless
-//! it mentions the bot. Sessions keep their dispatches while disconnected, for Resume.
+//! it mentions the bot. Sessions keep their dispatches while disconnected, for Resume: a
+//! session whose client went without a 1000/1001 close stays resumable as long as the fake
+//! runs (a client restarted on saved state can Resume it and gets what it missed).
 
 mod gateway;
 mod rest;

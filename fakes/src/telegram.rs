@@ -357,6 +357,9 @@ pub struct FakeTelegram {
     bot: FakeUser,
     shared: Arc<Shared>,
     task: Option<JoinHandle<()>>,
+    /// When each entry of `sent` was recorded (tokio time since start).
+    sent_times: Arc<std::sync::Mutex<Vec<Duration>>>,
+    recorder: JoinHandle<()>,
 }
 
 impl FakeTelegram {
@@ -398,12 +401,16 @@ impl FakeTelegram {
             }
         });
         tracing::debug!(%addr, "fake telegram listening");
+        let sent_times = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorder = tokio::spawn(record_sent_times(shared.clone(), sent_times.clone()));
         FakeTelegram {
             addr,
             token: token.to_owned(),
             bot,
             shared,
             task: Some(task),
+            sent_times,
+            recorder,
         }
     }
 
@@ -612,6 +619,14 @@ impl FakeTelegram {
         self.shared.lock().sent.clone()
     }
 
+    /// [`sent`](Self::sent) with when each was accepted (tokio time since the fake
+    /// started): what tests of edit rates look at.
+    pub fn sent_timed(&self) -> Vec<(Duration, SentMessage)> {
+        let sent = self.sent();
+        let times = self.sent_times.lock().unwrap().clone();
+        times.into_iter().zip(sent).collect()
+    }
+
     /// Every call so far, faulted, refused and unauthorized ones included, in order.
     pub fn requests(&self) -> Vec<RecordedCall> {
         self.shared.lock().calls.clone()
@@ -755,6 +770,26 @@ impl FakeTelegram {
 impl Drop for FakeTelegram {
     fn drop(&mut self) {
         self.shared.shutdown.send_replace(true);
+        self.recorder.abort();
+    }
+}
+
+/// Notes the time of each new sent or edited message as the state changes.
+async fn record_sent_times(shared: Arc<Shared>, times: Arc<std::sync::Mutex<Vec<Duration>>>) {
+    let started = tokio::time::Instant::now();
+    let mut changes = shared.watch();
+    loop {
+        let n = shared.lock().sent.len();
+        {
+            let mut t = times.lock().unwrap();
+            let now = started.elapsed();
+            while t.len() < n {
+                t.push(now);
+            }
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
     }
 }
 

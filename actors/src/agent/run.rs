@@ -103,6 +103,8 @@ pub struct AgentRuntime {
     pub metrics: crate::gateway::Metrics,
     /// The agent's sandbox policy and the manager of sandboxes (None: never sandboxed).
     pub sandbox: Option<crate::sandbox::SandboxBinding>,
+    /// The gateway's channels, for the `message` tool (None: it has nothing to send with).
+    outbound: Option<Arc<dyn crate::channels::send::Outbound>>,
 }
 
 impl AgentRuntime {
@@ -133,7 +135,13 @@ impl AgentRuntime {
             idle_timeout: Duration::from_secs(90),
             metrics,
             sandbox: None,
+            outbound: None,
         }
+    }
+
+    /// Gives the `message` tool the gateway's channels to send with.
+    pub fn set_outbound(&mut self, outbound: Arc<dyn crate::channels::send::Outbound>) {
+        self.outbound = Some(outbound);
     }
 
     /// The tools this agent may use: its policy applied to the built-in set.
@@ -745,6 +753,10 @@ async fn run_tool(
                 let mut ctx = ToolContext::new(&rt.spec.workspace, rt.access());
                 ctx.processes = rt.processes.clone();
                 ctx.limits.exec_timeout = rt.exec.timeout;
+                ctx.outbound = rt.outbound.clone().map(|sender| super::tools::message::OutboundCtx {
+                    sender,
+                    session_key: session_key.to_owned(),
+                });
                 if let Some(Ok(handle)) = sandbox {
                     // The container's /workspace: the agent's workspace (rw) or a private
                     // scratch directory (none, ro), writable either way.

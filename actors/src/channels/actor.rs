@@ -24,22 +24,24 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::approvals::{ApprovalPrompt, Outcome};
 use super::config::AccountConfig;
 use super::format::{self, Platform};
 use super::policy::{self, Decision, Pairing};
 use super::routing::{self, Binding, RouteInput};
+use super::stream::{Drafts, StreamConfig};
 use super::types::{ChannelOrigin, DeliveryStatus, InboundMessage, OutboxRow};
+use crate::agent::run::{Approvals, EventSink};
 use crate::gateway::now_ms;
 use crate::session::keys::{self, DmScope, Origin, PeerKind};
 use crate::session::methods::SessionsLookup;
-use crate::session::{SessionMeta, SessionsMsg};
+use crate::session::{SendItem, SessionMeta, SessionsMsg};
 use crate::store::Store;
 
 /// Why a send did not go through.
@@ -92,6 +94,62 @@ pub trait Adapter: Send + Sync + 'static {
     ) -> BoxFuture<'a, WebhookResponse> {
         let _ = (req, inbound);
         async { WebhookResponse::text(404, "this channel takes no webhooks") }.boxed()
+    }
+
+    /// Shows an exec approval request in its chat; returns the platform's id of the
+    /// message (what [`approval_update`](Self::approval_update) edits). Adapters without
+    /// buttons send a text prompt pointing at the operator UI.
+    fn approval_prompt<'a>(
+        &'a self,
+        prompt: &'a ApprovalPrompt,
+    ) -> BoxFuture<'a, Result<String, SendError>> {
+        super::approvals::text_prompt(self, prompt)
+    }
+
+    /// Edits a prompt to show its outcome (and removes its buttons). Adapters that cannot
+    /// edit do nothing.
+    fn approval_update<'a>(
+        &'a self,
+        prompt: &'a ApprovalPrompt,
+        message_id: &'a str,
+        outcome: &'a Outcome,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        let _ = (prompt, message_id, outcome);
+        async { Ok(()) }.boxed()
+    }
+
+    /// Whether and how replies are previewed while they stream (see
+    /// [`stream`](super::stream)). Adapters that cannot edit messages do not preview.
+    fn stream_config(&self) -> StreamConfig {
+        StreamConfig::OFF
+    }
+
+    /// Sends a reply's preview as plain text (answering `to`'s message); returns the
+    /// platform's id of the message, what [`edit`](Self::edit) changes.
+    fn send_draft<'a>(
+        &'a self,
+        to: &'a ChannelOrigin,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<String, SendError>> {
+        let _ = (to, text);
+        async { Err(SendError::Permanent("this channel has no drafts".into())) }.boxed()
+    }
+
+    /// Replaces the text of a message this account sent: `formatted` text is rendered for
+    /// the platform (like [`send`](Self::send)'s), otherwise plain.
+    fn edit<'a>(
+        &'a self,
+        message_id: &'a str,
+        text: &'a str,
+        formatted: bool,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        let _ = (message_id, text, formatted);
+        async {
+            Err(SendError::Permanent(
+                "this channel cannot edit messages".into(),
+            ))
+        }
+        .boxed()
     }
 }
 
@@ -149,6 +207,8 @@ pub struct ChannelCtx {
     pub retry_base: Duration,
     /// Attempts per chunk before a reply is marked failed.
     pub max_attempts: u32,
+    /// What approval buttons pressed in a chat resolve (`None`: prompts are not sent).
+    pub approvals: Option<Arc<Approvals>>,
 }
 
 /// What `channels.status` shows for one account.
@@ -184,6 +244,8 @@ struct DirInner {
     actors: HashMap<String, ActorRef<ChannelMsg>>,
     /// Where each running account's webhook requests go.
     webhooks: HashMap<String, (Arc<dyn Adapter>, Inbound)>,
+    /// Approval prompts shown in chats and not answered yet.
+    prompts: super::approvals::Prompts,
 }
 
 /// The running accounts: their status and where to send their replies.
@@ -241,6 +303,27 @@ impl ChannelDirectory {
         }
     }
 
+    /// Wraps the agents' events sink so approval requests are also shown in the chat
+    /// that asked (see [`approvals`](super::approvals)).
+    pub fn approval_events(&self, inner: EventSink) -> EventSink {
+        super::approvals::sink(self.clone(), inner)
+    }
+
+    /// A running account's adapter and inbound path.
+    pub fn account(&self, key: &str) -> Option<(Arc<dyn Adapter>, Inbound)> {
+        self.0.lock().unwrap().webhooks.get(key).cloned()
+    }
+
+    /// Any running account's inbound path (they share the store).
+    pub fn any_account(&self) -> Option<Inbound> {
+        let inner = self.0.lock().unwrap();
+        inner.webhooks.values().next().map(|(_, i)| i.clone())
+    }
+
+    pub(super) fn prompts(&self) -> super::approvals::Prompts {
+        self.0.lock().unwrap().prompts.clone()
+    }
+
     /// Hands a webhook request to its account's adapter.
     pub async fn webhook(&self, key: &str, req: WebhookRequest) -> WebhookResponse {
         let target = self.0.lock().unwrap().webhooks.get(key).cloned();
@@ -272,14 +355,17 @@ struct InboundInner {
     cfg: AccountConfig,
     key: String,
     ctx: Arc<ChannelCtx>,
+    /// Previews of the replies while they stream.
+    drafts: Drafts,
 }
 
 impl Inbound {
-    pub fn new(cfg: AccountConfig, ctx: Arc<ChannelCtx>) -> Self {
+    pub fn new(cfg: AccountConfig, ctx: Arc<ChannelCtx>, drafts: Drafts) -> Self {
         Inbound(Arc::new(InboundInner {
             key: cfg.key(),
             cfg,
             ctx,
+            drafts,
         }))
     }
 
@@ -287,9 +373,109 @@ impl Inbound {
         &self.0.cfg
     }
 
+    pub fn ctx(&self) -> &ChannelCtx {
+        &self.0.ctx
+    }
+
     /// Takes a message in. `Err` means it could not be stored or routed now: the adapter
     /// must not acknowledge it (the platform redelivers it).
     pub async fn accept(&self, msg: InboundMessage) -> Result<Accepted, String> {
+        self.accept_many(vec![msg])
+            .await
+            .pop()
+            .expect("one result per message")
+    }
+
+    /// [`accept`](Self::accept) for a batch (a page of updates), one result per message
+    /// in order: the routed ones are staged in one commit and share one fsync, which is
+    /// what lets an account take in thousands of messages a second. Messages of one chat
+    /// keep their order. When the account previews replies, each routed message asks for
+    /// its reply's text deltas, which a draft in the chat follows (see
+    /// [`stream`](super::stream)).
+    pub async fn accept_many(&self, msgs: Vec<InboundMessage>) -> Vec<Result<Accepted, String>> {
+        let ctx = &self.0.ctx;
+        let drafts = &self.0.drafts;
+        let mut results: Vec<Option<Result<Accepted, String>>> = vec![None; msgs.len()];
+        let mut items = Vec::new();
+        let mut waits = Vec::new();
+        for (i, msg) in msgs.into_iter().enumerate() {
+            match self.prepare(msg).await {
+                Ok(Prepared::Done(a)) => results[i] = Some(Ok(a)),
+                Err(e) => results[i] = Some(Err(e)),
+                Ok(Prepared::Route { key, text, origin }) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let (stream, preview) = if drafts.enabled() {
+                        let (s, d) = mpsc::unbounded_channel();
+                        (Some(s), Some((origin.clone(), d)))
+                    } else {
+                        (None, None)
+                    };
+                    items.push(SendItem {
+                        key: key.clone(),
+                        text,
+                        origin: Some(origin),
+                        reply: tx.into(),
+                        stream,
+                    });
+                    waits.push((i, key, rx, preview));
+                }
+            }
+        }
+        if !items.is_empty() {
+            let sent = match (ctx.sessions)() {
+                Some(s) => s
+                    .cast(SessionsMsg::SendMany { items })
+                    .map_err(|_| "the sessions are restarting".to_owned()),
+                None => Err("the sessions are restarting".into()),
+            };
+            for (i, session_key, rx, preview) in waits {
+                let r = match &sent {
+                    Err(e) => Err(e.clone()),
+                    Ok(()) => match tokio::time::timeout(Duration::from_secs(30), rx).await {
+                        Ok(Ok(r)) => r,
+                        _ => Err("the sessions did not answer".into()),
+                    },
+                };
+                if let (Ok((run_id, status)), Some((origin, deltas))) = (&r, preview)
+                    && *status != "duplicate"
+                {
+                    drafts.start(run_id.clone(), origin, deltas);
+                }
+                results[i] = Some(self.routed(session_key, r));
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every message has a result"))
+            .collect()
+    }
+
+    /// Counts what the session made of a routed message.
+    fn routed(
+        &self,
+        session_key: String,
+        r: Result<(String, &'static str), String>,
+    ) -> Result<Accepted, String> {
+        let (ctx, key) = (&self.0.ctx, &self.0.key);
+        match r {
+            Ok((_, "duplicate")) => {
+                ctx.directory.update(key, |s| s.duplicates += 1);
+                Ok(Accepted::Duplicate)
+            }
+            Ok((run_id, _)) => {
+                ctx.directory.update(key, |s| s.routed += 1);
+                Ok(Accepted::Routed {
+                    session_key,
+                    run_id,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Everything before the session: seen check, access policy, commands the channel
+    /// answers itself, routing.
+    async fn prepare(&self, msg: InboundMessage) -> Result<Prepared, String> {
         let (cfg, ctx, key) = (&self.0.cfg, &self.0.ctx, &self.0.key);
         ctx.directory.update(key, |s| {
             s.inbound += 1;
@@ -301,7 +487,7 @@ impl Inbound {
             .map_err(|e| e.to_string())?
         {
             ctx.directory.update(key, |s| s.duplicates += 1);
-            return Ok(Accepted::Duplicate);
+            return Ok(Prepared::Done(Accepted::Duplicate));
         }
         let pairing: Option<Pairing> =
             if msg.peer_kind == PeerKind::Dm && cfg.dm_policy == super::config::DmPolicy::Pairing {
@@ -314,15 +500,15 @@ impl Inbound {
         let paired = pairing.as_ref().is_some_and(|p| p.approved_ms.is_some());
         match policy::decide(cfg, &msg, paired) {
             Decision::Accept => {}
-            Decision::Pair => return self.pair(&msg, pairing).await,
+            Decision::Pair => return self.pair(&msg, pairing).await.map(Prepared::Done),
             Decision::NotMentioned => {
                 ctx.directory.update(key, |s| s.denied += 1);
-                return Ok(Accepted::Dropped("not mentioned"));
+                return Ok(Prepared::Done(Accepted::Dropped("not mentioned")));
             }
             Decision::Deny(why) => {
                 info!(channel = %key, sender = %msg.sender_id, chat = %msg.chat_id, reason = why, "message refused");
                 ctx.directory.update(key, |s| s.denied += 1);
-                return Ok(Accepted::Dropped(why));
+                return Ok(Prepared::Done(Accepted::Dropped(why)));
             }
         }
         let peer = match msg.peer_kind {
@@ -358,41 +544,13 @@ impl Inbound {
                 store.session(&session_key).map_err(|e| e.to_string())?;
             let text = status_text(route.agent_id, &session_key, meta.as_ref());
             self.answer(&msg, text)?;
-            return Ok(Accepted::Answered);
+            return Ok(Prepared::Done(Accepted::Answered));
         }
-        let sessions = (ctx.sessions)().ok_or("the sessions are restarting")?;
-        let origin = msg.origin();
-        let text = normalise_command(&msg.agent_text());
-        let res = sessions
-            .call(
-                |reply| SessionsMsg::Send {
-                    key: session_key.clone(),
-                    text,
-                    thinking: None,
-                    stream: None,
-                    compact: false,
-                    mode: None,
-                    origin: Some(origin),
-                    reply,
-                },
-                Some(Duration::from_secs(30)),
-            )
-            .await;
-        match res {
-            Ok(CallResult::Success(Ok((_, "duplicate")))) => {
-                ctx.directory.update(key, |s| s.duplicates += 1);
-                Ok(Accepted::Duplicate)
-            }
-            Ok(CallResult::Success(Ok((run_id, _)))) => {
-                ctx.directory.update(key, |s| s.routed += 1);
-                Ok(Accepted::Routed {
-                    session_key,
-                    run_id,
-                })
-            }
-            Ok(CallResult::Success(Err(e))) => Err(e),
-            _ => Err("the sessions did not answer".into()),
-        }
+        Ok(Prepared::Route {
+            key: session_key,
+            text: normalise_command(&msg.agent_text()),
+            origin: msg.origin(),
+        })
     }
 
     /// An unknown sender under `dmPolicy: pairing`: a code to give the owner.
@@ -441,6 +599,16 @@ impl Inbound {
         ctx.directory.deliver(id, &origin);
         Ok(())
     }
+}
+
+/// What [`Inbound::prepare`] made of a message.
+enum Prepared {
+    Done(Accepted),
+    Route {
+        key: String,
+        text: String,
+        origin: ChannelOrigin,
+    },
 }
 
 /// `/status` or `/status@bot` -> `status`.
@@ -530,7 +698,8 @@ impl Actor for ChannelActor {
             s.state = "starting".into();
             s.starts += 1;
         });
-        let inbound = Inbound::new(args.cfg.clone(), args.ctx.clone());
+        let drafts = Drafts::new(key.clone(), args.ctx.store.clone(), args.adapter.clone());
+        let inbound = Inbound::new(args.cfg.clone(), args.ctx.clone(), drafts.clone());
         dir.register(
             &key,
             Some((myself.clone(), args.adapter.clone(), inbound.clone())),
@@ -542,6 +711,7 @@ impl Actor for ChannelActor {
             args.ctx.clone(),
             key.clone(),
             args.adapter.clone(),
+            drafts,
             rx,
         )));
         if let Ok(rows) = pending_rows(&args.ctx.store, &key) {
@@ -691,6 +861,7 @@ async fn send_loop(
     ctx: Arc<ChannelCtx>,
     key: String,
     adapter: Arc<dyn Adapter>,
+    drafts: Drafts,
     mut ids: mpsc::UnboundedReceiver<u64>,
 ) {
     while let Some(id) = ids.recv().await {
@@ -705,44 +876,54 @@ async fn send_loop(
         if row.status != DeliveryStatus::Pending {
             continue;
         }
-        deliver(&ctx, &key, adapter.as_ref(), id, row).await;
+        deliver(&ctx, &key, adapter.as_ref(), &drafts, id, row).await;
     }
 }
 
-/// Sends one reply: rendered, chunked, each chunk retried; records the outcome.
-async fn deliver(ctx: &ChannelCtx, key: &str, adapter: &dyn Adapter, id: u64, mut row: OutboxRow) {
+/// Sends one reply: rendered, chunked, each chunk retried; records the outcome. A draft
+/// that previewed the reply while it streamed is edited into its first chunk (sent as a
+/// new message if that fails).
+async fn deliver(
+    ctx: &ChannelCtx,
+    key: &str,
+    adapter: &dyn Adapter,
+    drafts: &Drafts,
+    id: u64,
+    mut row: OutboxRow,
+) {
     let platform = adapter.platform();
     let chunks = super::chunk::chunk_for(platform, &format::render(platform, &row.text));
-    for chunk in chunks.iter().skip(row.sent.len()) {
-        let mut attempt = 0;
-        let sent = loop {
-            attempt += 1;
-            row.attempts += 1;
-            match adapter.send(&row.origin, chunk).await {
-                Ok(msg_id) => break Ok(msg_id),
-                Err(SendError::Permanent(e)) => break Err(e),
-                Err(e) if attempt >= ctx.max_attempts => {
-                    break Err(format!("gave up after {attempt} attempts: {e:?}"));
-                }
-                Err(SendError::RetryAfter(d)) => {
-                    warn!(channel = %key, outbox = id, retry_after = ?d, "rate limited by the platform");
-                    tokio::time::sleep(d).await;
-                }
-                Err(SendError::Transient(e)) => {
-                    let d = (ctx.retry_base * 2u32.saturating_pow(attempt - 1))
-                        .min(Duration::from_secs(60));
-                    warn!(channel = %key, outbox = id, error = %e, retry_in = ?d, "send failed; retrying");
-                    tokio::time::sleep(d).await;
+    let draft = drafts.finish(&row.run_id).await;
+    if let (Some(draft), Some(first), true) = (&draft, chunks.first(), row.sent.is_empty()) {
+        // Edited at once even if the draft changed less than an interval ago: waiting here
+        // would hold up every other chat of the account (one send loop). Telegram tolerates
+        // the odd quick edit; a 429 is waited out by the retry rules like any send.
+        let edited = retried(ctx, key, id, &mut row.attempts, || {
+            adapter.edit(&draft.message_id, first, true)
+        })
+        .await;
+        match edited {
+            Ok(()) => {
+                row.sent.push(draft.message_id.clone());
+                sent_one(ctx, key);
+                if let Err(e) = ctx.store.outbox_update(id, &row) {
+                    warn!(channel = %key, outbox = id, error = %e, "cannot record a sent chunk");
                 }
             }
-        };
+            Err(e) => {
+                warn!(channel = %key, outbox = id, error = %e, "the reply's draft could not be replaced; sending the reply as new messages");
+            }
+        }
+    }
+    for chunk in chunks.iter().skip(row.sent.len()) {
+        let sent = retried(ctx, key, id, &mut row.attempts, || {
+            adapter.send(&row.origin, chunk)
+        })
+        .await;
         match sent {
             Ok(msg_id) => {
                 row.sent.push(msg_id);
-                ctx.directory.update(key, |s| {
-                    s.outbound += 1;
-                    s.last_outbound_ms = Some(now_ms());
-                });
+                sent_one(ctx, key);
                 if row.sent.len() < chunks.len()
                     && let Err(e) = ctx.store.outbox_update(id, &row)
                 {
@@ -761,6 +942,9 @@ async fn deliver(ctx: &ChannelCtx, key: &str, adapter: &dyn Adapter, id: u64, mu
                 if let Err(e) = ctx.store.outbox_update(id, &row) {
                     warn!(channel = %key, outbox = id, error = %e, "cannot record a failed delivery");
                 }
+                if draft.is_some() {
+                    drafts.forget(&row.run_id);
+                }
                 return;
             }
         }
@@ -769,6 +953,49 @@ async fn deliver(ctx: &ChannelCtx, key: &str, adapter: &dyn Adapter, id: u64, mu
     row.done_ms = Some(now_ms());
     if let Err(e) = ctx.store.outbox_update(id, &row) {
         warn!(channel = %key, outbox = id, error = %e, "cannot record a delivery");
+    }
+    if draft.is_some() {
+        drafts.forget(&row.run_id);
+    }
+}
+
+fn sent_one(ctx: &ChannelCtx, key: &str) {
+    ctx.directory.update(key, |s| {
+        s.outbound += 1;
+        s.last_outbound_ms = Some(now_ms());
+    });
+}
+
+/// Runs one send or edit until it succeeds, retrying 429s after the platform's
+/// retry-after and transient errors with backoff, up to `max_attempts`.
+async fn retried<'a, T>(
+    ctx: &ChannelCtx,
+    key: &str,
+    id: u64,
+    attempts: &mut u32,
+    mut call: impl FnMut() -> BoxFuture<'a, Result<T, SendError>>,
+) -> Result<T, String> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        *attempts += 1;
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(SendError::Permanent(e)) => return Err(e),
+            Err(e) if attempt >= ctx.max_attempts => {
+                return Err(format!("gave up after {attempt} attempts: {e:?}"));
+            }
+            Err(SendError::RetryAfter(d)) => {
+                warn!(channel = %key, outbox = id, retry_after = ?d, "rate limited by the platform");
+                tokio::time::sleep(d).await;
+            }
+            Err(SendError::Transient(e)) => {
+                let d = (ctx.retry_base * 2u32.saturating_pow(attempt - 1))
+                    .min(Duration::from_secs(60));
+                warn!(channel = %key, outbox = id, error = %e, retry_in = ?d, "send failed; retrying");
+                tokio::time::sleep(d).await;
+            }
+        }
     }
 }
 

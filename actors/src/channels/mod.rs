@@ -2,14 +2,18 @@
 //! (formatting for each platform, chunking under its limits, routing to an agent).
 
 pub mod actor;
+pub mod approvals;
 pub mod chunk;
 pub mod config;
+pub mod discord;
 pub mod format;
 pub mod methods;
 pub mod policy;
 pub mod routing;
+pub mod send;
 pub mod slack;
 pub mod sms;
+pub mod stream;
 pub mod telegram;
 pub mod types;
 
@@ -31,8 +35,9 @@ pub fn build_adapter(cfg: &AccountConfig, ctx: &ChannelCtx) -> Result<Arc<dyn Ad
         "telegram" => Ok(Arc::new(telegram::Telegram::new(cfg, ctx.store.clone())?)),
         "slack" => slack::build(cfg, ctx),
         "sms" => sms::build(cfg, ctx),
+        "discord" => discord::build(cfg, ctx),
         other => Err(format!(
-            "channels.{other}: this Pincer has no {other} adapter (known: telegram, slack, sms)"
+            "channels.{other}: this Pincer has no {other} adapter (known: telegram, slack, sms, discord)"
         )),
     }
 }

@@ -11,6 +11,12 @@
 //! of now; anything else gets 401 and never reaches an agent. An event is answered 200
 //! once [`Inbound::accept`] has it durably; if it could not be taken in, 500 makes Slack
 //! deliver it again (and a redelivery of one taken in is dropped as seen).
+//!
+//! With `execApprovals: true`, exec approval prompts are posted with Block Kit buttons
+//! (`action_id` `approve` / `deny`, `value` the approval id). Their `block_actions`
+//! payloads (form-encoded `payload=<JSON>`, signed like events) come to the same route
+//! (set it as the app's Interactivity Request URL too); a refused press gets an ephemeral
+//! note through the payload's `response_url`. See [`approvals`](super::approvals).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,8 +31,9 @@ use super::actor::{
     Accepted, Adapter, ChannelCtx, Inbound, ReceiveError, SendError, WebhookRequest,
     WebhookResponse,
 };
+use super::approvals::{self, ApprovalPrompt, Outcome, Press, PressAnswer};
 use super::config::AccountConfig;
-use super::format::Platform;
+use super::format::{self, Platform};
 use super::types::{ChannelOrigin, InboundMessage};
 use crate::session::keys::PeerKind;
 
@@ -196,6 +203,9 @@ impl Slack {
             warn!(channel = %self.key, reason = why, "slack webhook request refused");
             return WebhookResponse::text(401, "invalid signature");
         }
+        if req.body.starts_with(b"payload=") {
+            return self.on_interaction(req, inbound);
+        }
         let payload: Value = match serde_json::from_slice(&req.body) {
             Ok(v @ Value::Object(_)) => v,
             _ => {
@@ -235,32 +245,72 @@ impl Slack {
         }
     }
 
+    /// A `block_actions` payload: an approval button pressed (other interactions are
+    /// acknowledged and ignored).
+    fn on_interaction(&self, req: &WebhookRequest, inbound: &Inbound) -> WebhookResponse {
+        let form: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&req.body).unwrap_or_default();
+        let payload: Option<Value> = form
+            .iter()
+            .find(|(k, _)| k == "payload")
+            .and_then(|(_, v)| serde_json::from_str(v).ok())
+            .filter(Value::is_object);
+        let Some(payload) = payload else {
+            warn!(channel = %self.key, "slack interaction without a JSON payload");
+            return WebhookResponse::text(400, "expected payload=<JSON>");
+        };
+        if payload.get("type").and_then(Value::as_str) != Some("block_actions") {
+            return WebhookResponse::text(200, "");
+        }
+        let Some(press) = press_of(&payload) else {
+            debug!(channel = %self.key, "block action for another button; ignored");
+            return WebhookResponse::text(200, "");
+        };
+        let answer = approvals::press(inbound, &press);
+        if !matches!(answer, PressAnswer::Done(_))
+            && let Some(url) = payload.get("response_url").and_then(Value::as_str)
+        {
+            // Only the presser sees it; the prompt stays as it is.
+            let body = json!({"response_type": "ephemeral", "replace_original": false, "text": answer.text()});
+            let (http, url, key) = (self.http.clone(), url.to_owned(), self.key.clone());
+            tokio::spawn(async move {
+                if let Err(e) = http.post(&url).json(&body).send().await {
+                    warn!(channel = %key, error = %e, "cannot answer a refused approval button");
+                }
+            });
+        }
+        WebhookResponse::text(200, "")
+    }
+
     async fn post_message(&self, to: &ChannelOrigin, text: &str) -> Result<String, SendError> {
         let mut body = json!({"channel": to.to, "text": text});
         if let Some(t) = &to.thread {
             body["thread_ts"] = json!(t);
         }
+        self.call("chat.postMessage", &to.to, &body).await
+    }
+
+    /// A Web API call that writes to `channel`; returns the message's `ts`.
+    async fn call(&self, method: &str, channel: &str, body: &Value) -> Result<String, SendError> {
         let resp = self
             .http
-            .post(self.url("chat.postMessage"))
+            .post(self.url(method))
             .bearer_auth(&self.token)
-            .json(&body)
+            .json(body)
             .send()
             .await
-            .map_err(|e| SendError::Transient(format!("chat.postMessage: {e}")))?;
+            .map_err(|e| SendError::Transient(format!("{method}: {e}")))?;
         let status = resp.status();
         if status.as_u16() == 429 {
             return Err(SendError::RetryAfter(retry_after(resp.headers())));
         }
         if status.is_server_error() {
-            return Err(SendError::Transient(format!(
-                "chat.postMessage: HTTP {status}"
-            )));
+            return Err(SendError::Transient(format!("{method}: HTTP {status}")));
         }
         let v: Value = resp
             .json()
             .await
-            .map_err(|e| SendError::Transient(format!("chat.postMessage: bad answer: {e}")))?;
+            .map_err(|e| SendError::Transient(format!("{method}: bad answer: {e}")))?;
         if v.get("ok").and_then(Value::as_bool) == Some(true) {
             return Ok(v
                 .get("ts")
@@ -275,14 +325,65 @@ impl Slack {
         match err {
             "ratelimited" | "rate_limited" => Err(SendError::RetryAfter(Duration::from_secs(1))),
             "fatal_error" | "internal_error" | "service_unavailable" | "request_timeout" => {
-                Err(SendError::Transient(format!("chat.postMessage: {err}")))
+                Err(SendError::Transient(format!("{method}: {err}")))
             }
             _ => Err(SendError::Permanent(format!(
-                "Slack refused chat.postMessage to {}: {err}",
-                to.to
+                "Slack refused {method} to {channel}: {err}"
             ))),
         }
     }
+}
+
+/// The approval button a `block_actions` payload carries, as a [`Press`].
+fn press_of(payload: &Value) -> Option<Press> {
+    let action = payload.get("actions")?.as_array()?.iter().find(|a| {
+        matches!(
+            a.get("action_id").and_then(Value::as_str),
+            Some("approve" | "deny")
+        )
+    })?;
+    let allow = action.get("action_id")? == "approve";
+    let id = action.get("value")?.as_str()?.to_owned();
+    let user = payload.get("user")?;
+    let user_id = user.get("id")?.as_str()?.to_owned();
+    let user_name = user
+        .get("username")
+        .or_else(|| user.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let chat_id = payload
+        .pointer("/channel/id")
+        .or_else(|| payload.pointer("/container/channel_id"))?
+        .as_str()?
+        .to_owned();
+    Some(Press {
+        id,
+        allow,
+        user_name,
+        // Only the user and the bot are in a direct message (D…).
+        own_dm: chat_id.starts_with('D'),
+        user_id,
+        chat_id,
+    })
+}
+
+/// An approval prompt's blocks: the request, then the buttons (if still pending).
+fn prompt_blocks(text: &str, id: Option<&str>) -> Value {
+    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})];
+    if let Some(id) = id {
+        blocks.push(json!({
+            "type": "actions",
+            "block_id": "pincer_approval",
+            "elements": [
+                {"type": "button", "action_id": "approve", "style": "primary", "value": id,
+                 "text": {"type": "plain_text", "text": "Approve"}},
+                {"type": "button", "action_id": "deny", "style": "danger", "value": id,
+                 "text": {"type": "plain_text", "text": "Deny"}},
+            ],
+        }));
+    }
+    Value::Array(blocks)
 }
 
 impl Adapter for Slack {
@@ -355,6 +456,49 @@ impl Adapter for Slack {
     ) -> BoxFuture<'a, WebhookResponse> {
         self.handle(req, inbound).boxed()
     }
+
+    fn approval_prompt<'a>(
+        &'a self,
+        prompt: &'a ApprovalPrompt,
+    ) -> BoxFuture<'a, Result<String, SendError>> {
+        async move {
+            let text = format::render(Platform::Slack, &prompt.text());
+            let to = &prompt.origin;
+            let mut body = json!({
+                "channel": to.to,
+                "text": text,
+                "blocks": prompt_blocks(&text, Some(&prompt.id)),
+            });
+            if let Some(t) = &to.thread {
+                body["thread_ts"] = json!(t);
+            }
+            let ts = self.call("chat.postMessage", &to.to, &body).await?;
+            Ok(format!("{}/{ts}", to.to))
+        }
+        .boxed()
+    }
+
+    fn approval_update<'a>(
+        &'a self,
+        prompt: &'a ApprovalPrompt,
+        message_id: &'a str,
+        outcome: &'a Outcome,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        async move {
+            let (channel, ts) = message_id.split_once('/').ok_or_else(|| {
+                SendError::Permanent(format!("{message_id:?} is not a Slack message id"))
+            })?;
+            let text = format::render(Platform::Slack, &prompt.outcome_text(outcome));
+            let body = json!({
+                "channel": channel,
+                "ts": ts,
+                "text": text,
+                "blocks": prompt_blocks(&text, None),
+            });
+            self.call("chat.update", channel, &body).await.map(|_| ())
+        }
+        .boxed()
+    }
 }
 
 /// `Retry-After` in seconds (1 s if missing or unreadable).
@@ -390,7 +534,7 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
 }
 
 /// Equal, in time that depends only on the lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -602,6 +602,132 @@ const BINDING: &[Field] = &[
     ),
 ];
 
+const HOOK_MATCH: &[Field] = &[
+    field(
+        "path",
+        Kind::String,
+        "The name after the hooks path: `gmail` matches `POST /hooks/gmail`",
+    ),
+    field(
+        "source",
+        Kind::String,
+        "Only bodies whose `source` field equals this",
+    ),
+];
+
+const HOOK_MAPPING: &[Field] = &[
+    field("id", Kind::String, "A name for logs (default mapping-<n>)"),
+    field(
+        "match",
+        Kind::Object(HOOK_MATCH),
+        "Which requests this mapping takes",
+    ),
+    field(
+        "action",
+        Kind::Enum(&["wake", "agent"]),
+        "A system event for the main session, or an isolated agent turn",
+    )
+    .default("\"agent\""),
+    field(
+        "wakeMode",
+        Kind::Enum(&["now", "next-heartbeat"]),
+        "When the main session hears of it (both mean now until heartbeats exist)",
+    )
+    .default("\"now\""),
+    field(
+        "messageTemplate",
+        Kind::String,
+        "The agent's message; `{{field.path}}` and `{{items[0].x}}` take values from the JSON body",
+    ),
+    field(
+        "textTemplate",
+        Kind::String,
+        "The system event text for action \"wake\" (same placeholders)",
+    ),
+    field("name", Kind::String, "Shown as the hook session's label"),
+    field(
+        "agentId",
+        Kind::String,
+        "The agent that runs it (default: the default agent)",
+    ),
+    field(
+        "sessionKey",
+        Kind::String,
+        "Session key template (default: a new hook:<uuid> per request)",
+    ),
+    field(
+        "deliver",
+        Kind::Bool,
+        "Send the final reply to `channel`/`to`",
+    ),
+    field(
+        "channel",
+        Kind::String,
+        "telegram, slack, sms... (its default account, else its first running one)",
+    ),
+    field(
+        "to",
+        Kind::String,
+        "The chat, channel or number the reply goes to (template)",
+    ),
+    field(
+        "model",
+        Kind::String,
+        "Model override (not applied yet; logged)",
+    ),
+    field(
+        "thinking",
+        Kind::Enum(&["off", "low", "medium", "high"]),
+        "Thinking level for the turn",
+    ),
+    field(
+        "timeoutSeconds",
+        Kind::Int {
+            min: 1,
+            max: 86_400,
+        },
+        "The turn is aborted after this long",
+    ),
+];
+
+const HOOKS: &[Field] = &[
+    field(
+        "enabled",
+        Kind::Bool,
+        "Serve webhook triggers (`POST <path>/wake`, `<path>/agent`, mapped names) on the gateway port",
+    )
+    .default("false"),
+    field(
+        "token",
+        Kind::String,
+        "Shared secret every hook request must carry (Authorization: Bearer, or x-openclaw-token); required when enabled; not the gateway token",
+    )
+    .secret(),
+    field("path", Kind::String, "Where the hooks live on the gateway port").default("\"/hooks\""),
+    field(
+        "maxBodyBytes",
+        Kind::Int { min: 1, max: 16_777_216 },
+        "Largest request body taken in (larger: 413)",
+    )
+    .default("262144"),
+    field(
+        "allowedAgentIds",
+        Kind::StringList,
+        "Agents an explicit agentId may name (\"*\": any; [] none); unset: any",
+    ),
+    field(
+        "allowRequestSessionKey",
+        Kind::Bool,
+        "Let /hooks/agent bodies choose their sessionKey",
+    )
+    .default("false"),
+    field(
+        "mappings",
+        Kind::ListOf(HOOK_MAPPING),
+        "Custom hooks: `POST <path>/<name>` turned into a wake or agent action",
+    ),
+];
+
 /// The whole file.
 pub const ROOT: &[Field] = &[
     field(
@@ -640,6 +766,11 @@ pub const ROOT: &[Field] = &[
         Kind::Object(TOOLS),
         "Tool policy (changes apply at the next gateway start)",
     )
+    .restart(),    field(
+        "hooks",
+        Kind::Object(HOOKS),
+        "Webhook triggers on the gateway port (see docs/hooks.md; changes apply at the next gateway start)",
+    )
     .restart(),
 ];
 
@@ -659,7 +790,12 @@ pub const OPENCLAW_ONLY: &[&str] = &[
     "messages",
     "commands",
     "approvals",
-    "hooks",
+    "hooks.presets",
+    "hooks.transformsDir",
+    "hooks.gmail",
+    "hooks.internal",
+    "hooks.defaultSessionKey",
+    "hooks.allowedSessionKeyPrefixes",
     "cron",
     "web",
     "discovery",
@@ -1199,7 +1335,8 @@ mod tests {
                 "gateway.auth.password",
                 "models.providers.*.apiKey",
                 "models.providers.*.apiKeys",
-                "models.providers.*.apiKeys.*"
+                "models.providers.*.apiKeys.*",
+                "hooks.token"
             ]
         );
         assert_eq!(
@@ -1216,7 +1353,8 @@ mod tests {
                 "models",
                 "channels",
                 "bindings",
-                "tools"
+                "tools",
+                "hooks"
             ]
         );
         assert!(

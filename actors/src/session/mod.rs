@@ -239,6 +239,17 @@ struct Shared {
     deliver: Option<DeliverSink>,
 }
 
+/// One message of a [`SessionsMsg::SendMany`].
+pub struct SendItem {
+    pub key: String,
+    pub text: String,
+    pub origin: Option<ChannelOrigin>,
+    pub reply: RpcReplyPort<Result<(String, &'static str), String>>,
+    /// Receives the reply's text deltas as they stream (closed when the run ends): what a
+    /// chat's draft preview follows.
+    pub stream: Option<TextStream>,
+}
+
 pub enum SessionsMsg {
     /// Accepts a message for a session: durable in the inbox before the reply.
     Send {
@@ -256,6 +267,9 @@ pub enum SessionsMsg {
         origin: Option<ChannelOrigin>,
         reply: RpcReplyPort<Result<(String, &'static str), String>>,
     },
+    /// `Send` for a batch of chat messages (a platform's page of updates): staged in one
+    /// commit and made durable by one shared fsync; each item gets its own reply.
+    SendMany { items: Vec<SendItem> },
     Abort {
         key: String,
         run_id: Option<String>,
@@ -510,6 +524,80 @@ impl Actor for SessionsActor {
                     reply: Some(reply),
                     stored: Some(state.shared.store.sync()),
                 });
+            }
+            SessionsMsg::SendMany { items } => {
+                let now = now_ms();
+                let mut staged = Vec::with_capacity(items.len());
+                for item in items {
+                    match state.session(&myself, &item.key).await {
+                        Ok(session) => {
+                            let pending = Pending {
+                                run_id: uuid::Uuid::new_v4().to_string(),
+                                text: item.text,
+                                thinking: None,
+                                received_at: now,
+                                attempts: 0,
+                                compact: false,
+                                mode: None,
+                                priority: 0,
+                                origin: item.origin,
+                            };
+                            staged.push((item.key, session, pending, (item.reply, item.stream)));
+                        }
+                        Err(e) => {
+                            let _ = item.reply.send(Err(e));
+                        }
+                    }
+                }
+                let seen: Vec<Option<(String, &str)>> = staged
+                    .iter()
+                    .map(|(_, _, p, _)| {
+                        p.origin
+                            .as_ref()
+                            .map(|o| (o.account_key(), o.message_id.as_str()))
+                    })
+                    .collect();
+                let rows: Vec<crate::store::StageItem<'_, Pending>> = staged
+                    .iter()
+                    .zip(&seen)
+                    .map(|((key, _, p, _), seen)| {
+                        (
+                            key.as_str(),
+                            p,
+                            seen.as_ref().map(|(a, m)| (a.as_str(), *m)),
+                        )
+                    })
+                    .collect();
+                match state.shared.store.inbox_stage_many(&rows, now) {
+                    Ok(seqs) => {
+                        drop(rows);
+                        let stored = state.shared.store.sync();
+                        for ((_, session, pending, (reply, stream)), seq) in
+                            staged.into_iter().zip(seqs)
+                        {
+                            match seq {
+                                Some(seq) => {
+                                    let _ = session.cast(SessionMsg::Enqueue {
+                                        seq,
+                                        pending,
+                                        stream,
+                                        reply: Some(reply),
+                                        stored: Some(stored.clone()),
+                                    });
+                                }
+                                None => {
+                                    let _ = reply.send(Ok((String::new(), "duplicate")));
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        drop(rows);
+                        for (_, _, _, (reply, _)) in staged {
+                            let _ = reply.send(Err(format!("could not store the message: {e}")));
+                        }
+                    }
+                }
             }
             SessionsMsg::Abort { key, run_id, reply } => match state.live.get(&key) {
                 Some(s) => {
@@ -942,7 +1030,7 @@ impl Actor for SessionActor {
             SessionMsg::Finished { run_id, output } => {
                 if state.running.as_ref().is_some_and(|r| r.run_id == run_id) {
                     let running = state.running.take().expect("checked");
-                    state.finish(running, *output);
+                    state.finish(running, *output).await;
                     state.start_next(&myself).await;
                 }
             }
@@ -999,7 +1087,7 @@ impl Actor for SessionActor {
                 error: Some("aborted".into()),
                 ..Default::default()
             };
-            state.finish(running, out);
+            state.finish(running, out).await;
         } else {
             // The run crashed (or was killed) mid-turn: its message is still in the
             // inbox. Retry once, then fail visibly.
@@ -1017,7 +1105,7 @@ impl Actor for SessionActor {
                     )),
                     ..Default::default()
                 };
-                state.finish(running, out);
+                state.finish(running, out).await;
             }
         }
         state.start_next(&myself).await;
@@ -1266,7 +1354,7 @@ impl SessionState {
                     ..Default::default()
                 };
                 let seqs: Vec<u64> = parts.iter().map(|(s, _)| *s).collect();
-                self.record(&seqs, &pending, out);
+                self.record(&seqs, &pending, out).await;
             }
         }
     }
@@ -1322,10 +1410,10 @@ impl SessionState {
         }
     }
 
-    fn finish(&mut self, running: Running, out: TurnOutput) {
+    async fn finish(&mut self, running: Running, out: TurnOutput) {
         let event_seq = running.event_seq + 1;
         let seqs: Vec<u64> = running.parts.iter().map(|(s, _)| *s).collect();
-        let summary = self.record(&seqs, &running.pending, out);
+        let summary = self.record(&seqs, &running.pending, out).await;
         // Messages collected into this turn get the same answer under their own run ids.
         let mut summaries = vec![summary.clone()];
         for (_, p) in running.parts.iter().skip(1) {
@@ -1365,9 +1453,10 @@ impl SessionState {
     }
 
     /// Appends the turn to the transcript and clears its inbox row in one durable commit,
-    /// then answers. (Sharing this fsync through `Store::sync` was tried and measured: no
-    /// gain in routed messages/s nor per turn, so it stays inline and simple.)
-    fn record(&mut self, seqs: &[u64], pending: &Pending, out: TurnOutput) -> RunSummary {
+    /// then answers. The commit is shared with other sessions' turns ending meanwhile
+    /// (`Store::complete_turn_shared`): an inline one would block this tokio worker, and
+    /// every actor on it, for the fsync.
+    async fn record(&mut self, seqs: &[u64], pending: &Pending, out: TurnOutput) -> RunSummary {
         let now = now_ms();
         let run_id = pending.run_id.clone();
         let aborted = out.error.as_deref() == Some("aborted");
@@ -1430,15 +1519,19 @@ impl SessionState {
                 Some(OutboxRow::new(o.clone(), text, &self.key, &run_id))
             })
             .collect();
-        match self.shared.store.complete_turn_with(
-            &self.key,
-            seqs,
-            &self.meta,
-            &entries,
-            &transitions,
-            &outbox,
-            true,
-        ) {
+        let committed = self
+            .shared
+            .store
+            .complete_turn_shared(
+                self.key.clone(),
+                seqs.to_vec(),
+                self.meta.clone(),
+                entries,
+                transitions,
+                outbox,
+            )
+            .await;
+        match committed {
             // A reply leaves for its chat only once its turn is on disk: a crash before
             // that re-runs the turn instead of answering twice.
             Ok((_, ids)) => {

@@ -7,6 +7,8 @@
 mod channels;
 mod lock;
 mod sessions;
+
+pub use sessions::StageItem;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -196,6 +198,28 @@ impl Store {
     /// commit, see `sync.rs`). Pairs with the non-durable writes such as `inbox_stage`.
     pub fn sync(&self) -> Durable {
         self.syncer.request()
+    }
+
+    /// Runs `f` in a durable write transaction shared with the other writes queued at
+    /// the time (see `sync.rs`): one commit and one fsync for all of them, on the blocking
+    /// pool. `f` may run twice (alone, if another write of its batch failed), so it must
+    /// only write what it captured.
+    pub async fn write_shared<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnMut(&redb::WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let mut f = f;
+        let rx = self
+            .syncer
+            .write(move |tx| f(tx).map_err(|e| e.to_string()));
+        match rx.await {
+            Ok(r) => r.map_err(StoreError::Io),
+            Err(_) => Err(StoreError::Io(format!(
+                "store {}: the write was dropped (the store is closing)",
+                self.path.display()
+            ))),
+        }
     }
 
     pub fn schema_version(&self) -> Result<u64, StoreError> {

@@ -154,6 +154,38 @@ impl Store {
         self.inbox_write(key, msg, false, Some((seen, now_ms)))
     }
 
+    /// `inbox_stage_seen` for a batch (a platform's page of updates), in one commit: one
+    /// write transaction instead of one per message. Each item is (session key, message,
+    /// seen mark); its result is `None` when it was seen before (earlier, or earlier in
+    /// the same batch).
+    pub fn inbox_stage_many<T: Serialize>(
+        &self,
+        items: &[StageItem<'_, T>],
+        now_ms: u64,
+    ) -> Result<Vec<Option<u64>>, StoreError> {
+        let mut tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        tx.set_durability(redb::Durability::None)
+            .map_err(|e| self.db_err(e))?;
+        let mut out = Vec::with_capacity(items.len());
+        {
+            let mut t = tx.open_table(INBOX).map_err(|e| self.db_err(e))?;
+            for (key, msg, seen) in items {
+                if let Some(seen) = seen
+                    && !super::channels::mark_seen(&tx, *seen, now_ms).map_err(|e| self.err(e))?
+                {
+                    out.push(None);
+                    continue;
+                }
+                let seq = last_seq(&t, key).map_err(|e| self.db_err(e))? + 1;
+                t.insert((*key, seq), to_json(msg).as_slice())
+                    .map_err(|e| self.db_err(e))?;
+                out.push(Some(seq));
+            }
+        }
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(out)
+    }
+
     fn inbox_write<T: Serialize>(
         &self,
         key: &str,
@@ -259,27 +291,74 @@ impl Store {
             tx.set_durability(redb::Durability::None)
                 .map_err(|e| self.db_err(e))?;
         }
-        self.log_transitions(&tx, key, transitions)?;
-        let outbox_ids = super::channels::outbox_insert(&tx, outbox).map_err(|e| self.err(e))?;
-        let last = {
-            let mut tr = tx.open_table(TRANSCRIPT).map_err(|e| self.db_err(e))?;
-            let mut seq = last_seq(&tr, key).map_err(|e| self.db_err(e))?;
-            for e in entries {
-                seq += 1;
-                tr.insert((key, seq), to_json(e).as_slice())
-                    .map_err(|e| self.db_err(e))?;
-            }
-            let mut s = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
-            s.insert(key, to_json(meta).as_slice())
-                .map_err(|e| self.db_err(e))?;
-            let mut inbox = tx.open_table(INBOX).map_err(|e| self.db_err(e))?;
-            for seq in inbox_seqs {
-                inbox.remove((key, *seq)).map_err(|e| self.db_err(e))?;
-            }
-            seq
-        };
+        let out = self.write_turn(&tx, key, inbox_seqs, meta, entries, transitions, outbox)?;
         tx.commit().map_err(|e| self.db_err(e))?;
-        Ok((last, outbox_ids))
+        Ok(out)
+    }
+
+    /// `complete_turn_with`, durable, in a commit shared with the other sessions' turns
+    /// ending at the same time (`Store::write_shared`): one fsync for all of them, and the
+    /// caller's tokio worker never waits for the disk.
+    pub async fn complete_turn_shared<M, E, T, O>(
+        &self,
+        key: String,
+        inbox_seqs: Vec<u64>,
+        meta: M,
+        entries: Vec<E>,
+        transitions: Vec<T>,
+        outbox: Vec<O>,
+    ) -> Result<(u64, Vec<u64>), StoreError>
+    where
+        M: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+        T: Serialize + Send + 'static,
+        O: Serialize + Send + 'static,
+    {
+        let store = self.clone();
+        self.write_shared(move |tx| {
+            store.write_turn(
+                tx,
+                &key,
+                &inbox_seqs,
+                &meta,
+                &entries,
+                &transitions,
+                &outbox,
+            )
+        })
+        .await
+    }
+
+    /// A turn's writes: lifecycle transitions, outbox rows, transcript entries, metadata,
+    /// and the answered inbox rows removed.
+    #[allow(clippy::too_many_arguments)]
+    fn write_turn<M: Serialize, E: Serialize, T: Serialize, O: Serialize>(
+        &self,
+        tx: &WriteTransaction,
+        key: &str,
+        inbox_seqs: &[u64],
+        meta: &M,
+        entries: &[E],
+        transitions: &[T],
+        outbox: &[O],
+    ) -> Result<(u64, Vec<u64>), StoreError> {
+        self.log_transitions(tx, key, transitions)?;
+        let outbox_ids = super::channels::outbox_insert(tx, outbox).map_err(|e| self.err(e))?;
+        let mut tr = tx.open_table(TRANSCRIPT).map_err(|e| self.db_err(e))?;
+        let mut seq = last_seq(&tr, key).map_err(|e| self.db_err(e))?;
+        for e in entries {
+            seq += 1;
+            tr.insert((key, seq), to_json(e).as_slice())
+                .map_err(|e| self.db_err(e))?;
+        }
+        let mut s = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
+        s.insert(key, to_json(meta).as_slice())
+            .map_err(|e| self.db_err(e))?;
+        let mut inbox = tx.open_table(INBOX).map_err(|e| self.db_err(e))?;
+        for seq in inbox_seqs {
+            inbox.remove((key, *seq)).map_err(|e| self.db_err(e))?;
+        }
+        Ok((seq, outbox_ids))
     }
 
     /// Deletes a session: metadata, transcript, inbox, lifecycle log and archives.
@@ -506,6 +585,9 @@ impl Store {
         tx.commit().map_err(|e| self.db_err(e))
     }
 }
+
+/// (session key, message, seen mark: (account key, platform message id)).
+pub type StageItem<'a, T> = (&'a str, &'a T, Option<(&'a str, &'a str)>);
 
 fn last_seq<T: ReadableTable<(&'static str, u64), &'static [u8]>>(
     t: &T,

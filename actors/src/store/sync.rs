@@ -7,12 +7,21 @@
 //! requests that arrive while a commit is being written share the next one: n concurrent
 //! messages cost one fsync, not n, no caller blocks an async worker on the disk, and the
 //! caller can go on (start the model call) while the disk catches up.
+//!
+//! Writes that must be durable when they return (a turn's transcript) go the same way as
+//! jobs ([`Syncer::write`]): the committer runs every job queued at the time in one write
+//! transaction and commits it once, durably. Concurrent turns of different sessions thus
+//! share one commit and one fsync instead of queueing one by one behind redb's single
+//! writer, and no async worker ever waits for the disk (an inline commit blocks its tokio
+//! worker for the whole fsync, stalling every other actor on that worker). If a job fails,
+//! the shared transaction is dropped and each job is run again in a transaction of its own,
+//! so one bad write fails only itself.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use redb::Database;
-use tokio::sync::watch;
+use redb::{Database, WriteTransaction};
+use tokio::sync::{oneshot, watch};
 
 type Outcome = Option<Result<(), String>>;
 
@@ -41,10 +50,42 @@ impl Durable {
     }
 }
 
-/// The requests waiting for a durable commit, and whether a committer is at work.
+/// A write for the committer's shared transaction. `write` may be called a second time,
+/// in a transaction of its own, when another job in the batch failed.
+trait Job: Send {
+    fn write(&mut self, tx: &WriteTransaction) -> Result<(), String>;
+    fn done(self: Box<Self>, result: Result<(), String>);
+}
+
+struct FnJob<R, F> {
+    f: F,
+    out: Option<R>,
+    reply: oneshot::Sender<Result<R, String>>,
+}
+
+impl<R, F> Job for FnJob<R, F>
+where
+    R: Send,
+    F: FnMut(&WriteTransaction) -> Result<R, String> + Send,
+{
+    fn write(&mut self, tx: &WriteTransaction) -> Result<(), String> {
+        self.out = Some((self.f)(tx)?);
+        Ok(())
+    }
+
+    fn done(self: Box<Self>, result: Result<(), String>) {
+        let FnJob { out, reply, .. } = *self;
+        let r = result.and_then(|()| out.ok_or_else(|| "the write did not run".into()));
+        let _ = reply.send(r);
+    }
+}
+
+/// The requests waiting for a durable commit, the writes waiting for one, and whether a
+/// committer is at work.
 #[derive(Default)]
 struct Queue {
     waiting: Vec<watch::Sender<Outcome>>,
+    jobs: Vec<Box<dyn Job>>,
     busy: bool,
 }
 
@@ -81,9 +122,31 @@ impl Syncer {
 
     pub(super) fn request(&self) -> Durable {
         let (tx, rx) = watch::channel(None);
+        self.enqueue(|q| q.waiting.push(tx));
+        Durable(rx)
+    }
+
+    /// Runs `f` in the next shared durable write transaction; resolves once it is
+    /// committed (or failed). `f` must only write what it captured: it may run twice.
+    pub(super) fn write<R, F>(&self, f: F) -> oneshot::Receiver<Result<R, String>>
+    where
+        R: Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<R, String> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = Box::new(FnJob {
+            f,
+            out: None,
+            reply,
+        });
+        self.enqueue(|q| q.jobs.push(job));
+        rx
+    }
+
+    fn enqueue(&self, add: impl FnOnce(&mut Queue)) {
         let start = {
             let mut q = self.queue.lock().unwrap();
-            q.waiting.push(tx);
+            add(&mut q);
             !std::mem::replace(&mut q.busy, true)
         };
         if start {
@@ -103,28 +166,42 @@ impl Syncer {
                 }
             }
         }
-        Durable(rx)
     }
 }
 
 /// Commits for whoever is queued, until nobody is.
 fn committer(db: &Weak<Database>, path: &str, queue: &Mutex<Queue>, counter: &AtomicU64) {
     loop {
-        let waiting = {
+        let (waiting, mut jobs) = {
             let mut q = queue.lock().unwrap();
-            if q.waiting.is_empty() {
+            if q.waiting.is_empty() && q.jobs.is_empty() {
                 q.busy = false;
                 return;
             }
-            std::mem::take(&mut q.waiting)
+            (std::mem::take(&mut q.waiting), std::mem::take(&mut q.jobs))
         };
         let result = match db.upgrade() {
             Some(db) => {
                 counter.fetch_add(1, Ordering::Relaxed);
-                commit(&db).map_err(|e| format!("store {path}: {e}"))
+                commit(&db, path, &mut jobs)
             }
             None => Err(format!("store {path} is closed")),
         };
+        match &result {
+            Ok(()) => jobs.into_iter().for_each(|j| j.done(Ok(()))),
+            Err(e) if jobs.len() > 1 => {
+                // One job may have spoiled the shared transaction: each on its own.
+                tracing::warn!(error = %e, jobs = jobs.len(), "a shared commit failed; committing its writes one by one");
+                for mut j in jobs {
+                    let r = match db.upgrade() {
+                        Some(db) => commit(&db, path, std::slice::from_mut(&mut j)),
+                        None => Err(format!("store {path} is closed")),
+                    };
+                    j.done(r);
+                }
+            }
+            Err(e) => jobs.into_iter().for_each(|j| j.done(Err(e.clone()))),
+        }
         if let Err(e) = &result {
             tracing::error!(error = %e, "a durable commit failed");
         }
@@ -134,10 +211,17 @@ fn committer(db: &Weak<Database>, path: &str, queue: &Mutex<Queue>, counter: &At
     }
 }
 
-/// An empty durable commit: it makes every earlier non-durable commit durable.
-fn commit(db: &Database) -> Result<(), redb::Error> {
-    db.begin_write()?.commit()?;
-    Ok(())
+/// One durable commit of the queued jobs' writes (none: an empty commit, which makes every
+/// earlier non-durable commit durable).
+fn commit(db: &Database, path: &str, jobs: &mut [Box<dyn Job>]) -> Result<(), String> {
+    let tx = db.begin_write().map_err(|e| format!("store {path}: {e}"))?;
+    for j in jobs.iter_mut() {
+        if let Err(e) = j.write(&tx) {
+            let _ = tx.abort();
+            return Err(e);
+        }
+    }
+    tx.commit().map_err(|e| format!("store {path}: {e}"))
 }
 
 #[cfg(test)]
@@ -170,5 +254,47 @@ mod tests {
         drop(db);
         let err = syncer.request().wait().await.unwrap_err();
         assert!(err.contains("is closed"), "{err}");
+    }
+
+    const T: redb::TableDefinition<u64, u64> = redb::TableDefinition::new("t");
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_share_commits_and_a_failing_write_fails_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = std::sync::Arc::new(Database::create(dir.path().join("x.redb")).unwrap());
+        let syncer = Syncer::start(std::sync::Arc::downgrade(&db), "x.redb".into());
+        // 200 concurrent writes, one of which fails: the others are all committed, in
+        // far fewer commits than writes.
+        let rxs: Vec<_> = (0..200u64)
+            .map(|i| {
+                syncer.write(move |tx| {
+                    let mut t = tx.open_table(T).map_err(|e| e.to_string())?;
+                    t.insert(i, i * 10).map_err(|e| e.to_string())?;
+                    if i == 77 {
+                        return Err("write 77 refuses".to_owned());
+                    }
+                    Ok(i)
+                })
+            })
+            .collect();
+        for (i, rx) in rxs.into_iter().enumerate() {
+            let r = rx.await.unwrap();
+            if i == 77 {
+                assert_eq!(r, Err("write 77 refuses".into()));
+            } else {
+                assert_eq!(r, Ok(i as u64));
+            }
+        }
+        let commits = syncer.commits();
+        assert!(commits < 100, "{commits} shared commits for 200 writes");
+        use redb::{ReadableDatabase, ReadableTableMetadata};
+        let read = db.begin_read().unwrap();
+        let t = read.open_table(T).unwrap();
+        assert_eq!(t.len().unwrap(), 199);
+        assert!(
+            t.get(77).unwrap().is_none(),
+            "the failed write left nothing"
+        );
+        assert_eq!(t.get(78).unwrap().unwrap().value(), 780);
     }
 }

@@ -1,14 +1,15 @@
 //! The agent's built-in tools, with OpenClaw's names and parameters, and the tool policy.
 //!
-//! | tool          | group           | risk   | module       |
-//! |---------------|-----------------|--------|--------------|
-//! | `read`        | `group:fs`      | low    | [`fs`]       |
-//! | `write`       | `group:fs`      | medium | [`fs`]       |
-//! | `edit`        | `group:fs`      | medium | [`fs`]       |
-//! | `apply_patch` | `group:fs`      | medium | [`patch`]    |
-//! | `exec`        | `group:runtime` | high   | [`exec`]     |
-//! | `process`     | `group:runtime` | high   | [`exec`]     |
-//! | `web_fetch`   | `group:web`     | high   | [`web`]      |
+//! | tool          | group             | risk   | module      |
+//! |---------------|-------------------|--------|-------------|
+//! | `read`        | `group:fs`        | low    | [`fs`]      |
+//! | `write`       | `group:fs`        | medium | [`fs`]      |
+//! | `edit`        | `group:fs`        | medium | [`fs`]      |
+//! | `apply_patch` | `group:fs`        | medium | [`patch`]   |
+//! | `exec`        | `group:runtime`   | high   | [`exec`]    |
+//! | `process`     | `group:runtime`   | high   | [`exec`]    |
+//! | `web_fetch`   | `group:web`       | high   | [`web`]     |
+//! | `message`     | `group:messaging` | high   | [`message`] |
 //!
 //! A tool is a stateless value; what a call may touch comes in its [`ToolContext`]: the
 //! workspace root every path resolves in ([`path::resolve`]), the workspace access level,
@@ -22,6 +23,7 @@
 mod args;
 pub mod exec;
 pub mod fs;
+pub mod message;
 pub mod patch;
 pub mod path;
 pub mod policy;
@@ -153,6 +155,8 @@ pub struct ToolContext {
     pub limits: Limits,
     /// Set when the session is sandboxed: `exec` runs in this container.
     pub sandbox: Option<Arc<dyn SandboxRunner>>,
+    /// The gateway's channel accounts, for `message` (None: nothing to send with).
+    pub outbound: Option<message::OutboundCtx>,
 }
 
 impl ToolContext {
@@ -164,6 +168,7 @@ impl ToolContext {
             processes: Arc::new(ProcessTable::new()),
             limits: Limits::default(),
             sandbox: None,
+            outbound: None,
         }
     }
 
@@ -215,7 +220,7 @@ impl ToolOutput {
 /// One tool the model may call.
 pub trait Tool: Send + Sync + 'static {
     fn name(&self) -> &'static str;
-    /// OpenClaw's group: `group:fs`, `group:runtime` or `group:web`.
+    /// OpenClaw's group: `group:fs`, `group:runtime`, `group:web` or `group:messaging`.
     fn group(&self) -> &'static str;
     fn risk(&self) -> Risk;
     /// Name, one-line description and JSON Schema of the parameters.
@@ -235,6 +240,7 @@ pub fn builtin() -> Vec<Arc<dyn Tool>> {
         Arc::new(exec::Exec),
         Arc::new(exec::Process),
         Arc::new(web::WebFetch),
+        Arc::new(message::Message),
     ]
 }
 
@@ -310,7 +316,8 @@ mod tests {
                 "apply_patch",
                 "exec",
                 "process",
-                "web_fetch"
+                "web_fetch",
+                "message"
             ]
         );
         for t in &tools {
@@ -328,6 +335,7 @@ mod tests {
         assert_eq!(find("bash").unwrap().name(), "exec");
         assert_eq!(find("exec").unwrap().risk(), Risk::High);
         assert_eq!(find("web_fetch").unwrap().risk(), Risk::High);
+        assert_eq!(find("message").unwrap().risk(), Risk::High);
         assert!(find("nope").is_none());
     }
 
