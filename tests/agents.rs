@@ -7,34 +7,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use pincer::client::Session;
-use pincer_mockllm::{MockApi, MockLlm, Step};
+use pincer_mockllm::{MockLlm, Step};
 use serde_json::{Value, json};
 use support::*;
 
-async fn mock() -> MockLlm {
-    MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
 fn write_config(home: &Path, mock: &MockLlm) {
-    write_config_with(home, mock, json!({}));
-}
-
-/// The mock-model config with `extra` merged in (JSON merge patch).
-fn write_config_with(home: &Path, mock: &MockLlm, extra: Value) {
-    std::fs::create_dir_all(home).unwrap();
-    let mut cfg = json!({
-        "models": {"providers": {"mock": {
-            "api": "openai-completions",
-            "baseUrl": mock.base_url(MockApi::OpenAi),
-            "apiKey": "test-key",
-            "models": [{"id": "mock-model"}],
-        }}},
-        "agents": {"defaults": {"model": "mock/mock-model"}},
-    });
-    pincer_actors::config::merge_patch(&mut cfg, &extra);
-    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
+    write_mock_config(home, mock, json!({}));
 }
 
 /// A gateway on a fresh state directory whose default model is the mock, and a client.
@@ -58,8 +36,8 @@ async fn started_with(
     Session,
 ) {
     let (dir, home) = temp_home();
-    let llm = mock().await;
-    write_config_with(&home, &llm, extra);
+    let llm = mock_llm().await;
+    write_mock_config(&home, &llm, extra);
     let gw = Daemon::start(&home, &["--port", "0"], &[]);
     let token = read_token(&home);
     let s = connect(&gw.url(), &token).await;
@@ -77,7 +55,7 @@ async fn started_with_fault(
     Session,
 ) {
     let (dir, home) = temp_home();
-    let llm = mock().await;
+    let llm = mock_llm().await;
     write_config(&home, &llm);
     let gw = Daemon::start(&home, &["--port", "0", "--inject-fault", fault], &[]);
     let s = connect(&gw.url(), &read_token(&home)).await;
@@ -143,7 +121,7 @@ fn deltas(events: &[Value]) -> String {
 #[tokio::test]
 async fn a_turn_streams_calls_a_tool_writes_the_file_and_survives_a_restart() {
     let (_dir, home) = temp_home();
-    let llm = mock().await;
+    let llm = mock_llm().await;
     write_config(&home, &llm);
     llm.push(Step::tool_call(
         "write",
@@ -230,7 +208,7 @@ async fn a_run_that_crashes_mid_turn_is_retried_and_its_message_is_not_lost() {
 #[tokio::test]
 async fn a_session_that_crashes_mid_turn_resumes_from_the_store_and_siblings_carry_on() {
     let (_dir, home) = temp_home();
-    let llm = mock().await;
+    let llm = mock_llm().await;
     write_config(&home, &llm);
     // Session actors' third message overall is a progress event of the first turn.
     let gw = Daemon::start(
@@ -292,7 +270,7 @@ async fn with_no_model_a_turn_says_how_to_configure_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_config_a_local_ollama_is_found_and_used() {
     let (_dir, home) = temp_home();
-    let llm = mock().await;
+    let llm = mock_llm().await;
     llm.set_models(vec!["llama3.2:latest".into()]);
     llm.push(Step::text("hello from ollama"));
     let host = llm.addr().to_string();
@@ -325,7 +303,7 @@ async fn with_no_config_a_local_ollama_is_found_and_used() {
 #[tokio::test]
 async fn agents_prompt_says_where_every_byte_comes_from() {
     let (_dir, home) = temp_home();
-    let llm = mock().await;
+    let llm = mock_llm().await;
     write_config(&home, &llm);
     let gw = Daemon::start(&home, &["--port", "0"], &[]);
     let url = gw.url();
@@ -408,7 +386,7 @@ async fn the_openai_compatible_endpoint_answers_plain_and_streamed() {
     use pincer_actors::agent::model::{Api, ChatRequest, Endpoint, Message, Thinking};
     use pincer_actors::agent::providers;
     let (_dir, home) = temp_home();
-    let llm = mock().await;
+    let llm = mock_llm().await;
     write_config(&home, &llm);
     let gw = Daemon::start(&home, &["--port", "0"], &[]);
     let token = read_token(&home);
@@ -569,7 +547,7 @@ async fn sessions_can_be_previewed_and_labelled_live_or_paused() {
 async fn pincer_chat_holds_a_conversation_on_the_terminal() {
     use std::io::Write;
     let (_dir, home) = temp_home();
-    let llm = mock().await;
+    let llm = mock_llm().await;
     write_config(&home, &llm);
     llm.push(Step::text("first reply"));
     llm.push(Step::text("second reply"));

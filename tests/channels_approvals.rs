@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use pincer_fakes::slack::{FakeSlack, PostKind, SlackChannel};
 use pincer_fakes::telegram::{FakeTelegram, SentKind, SentMessage};
-use pincer_mockllm::{MockApi, MockLlm, Step};
+use pincer_mockllm::{MockLlm, Step};
 use serde_json::{Value, json};
 use support::*;
 
@@ -19,38 +19,18 @@ const WAIT: Duration = Duration::from_secs(20);
 /// `$` makes it a command the on-miss policy always asks about; its output is not in it.
 const COMMAND: &str = "echo $((1234+4321))";
 
-async fn mock() -> MockLlm {
-    MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
+/// The mock-model config with these `channels` and `tools.exec`.
 fn write_config(home: &Path, llm: &MockLlm, channels: Value, exec: Value) {
-    std::fs::create_dir_all(home).unwrap();
-    let cfg = json!({
-        "models": {"providers": {"mock": {
-            "api": "openai-completions",
-            "baseUrl": llm.base_url(MockApi::OpenAi),
-            "apiKey": "test-key",
-            "models": [{"id": "mock-model"}],
-        }}},
-        "agents": {"defaults": {"model": "mock/mock-model"}},
-        "tools": {"exec": exec},
-        "channels": channels,
-    });
-    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
+    write_mock_config(
+        home,
+        llm,
+        json!({"tools": {"exec": exec}, "channels": channels}),
+    );
 }
 
 fn telegram(tg: &FakeTelegram, extra: Value) -> Value {
-    let mut c = json!({
-        "botToken": tg.token(),
-        "apiBaseUrl": tg.api_url(),
-        "pollTimeoutSeconds": 1,
-        "dmPolicy": "open",
-        "execApprovals": true,
-    });
-    pincer_actors::config::merge_patch(&mut c, &extra);
-    c
+    let approvals = telegram_config(tg, json!({"dmPolicy": "open", "execApprovals": true}));
+    merged(approvals, &extra)
 }
 
 /// The agent's script: run the command, then answer.
@@ -61,11 +41,7 @@ fn script(llm: &MockLlm) {
 
 /// What the tool said to the model in the second request.
 fn tool_result(llm: &MockLlm) -> String {
-    let reqs: Vec<_> = llm
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.contains("chat/completions"))
-        .collect();
+    let reqs = chat_requests(llm);
     assert_eq!(reqs.len(), 2, "one turn, two model calls");
     reqs[1].body["messages"]
         .as_array()
@@ -95,7 +71,7 @@ async fn sent(tg: &FakeTelegram, n: usize) -> Vec<SentMessage> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_telegram_dm_approves_with_a_button_and_the_command_runs() {
     let tg = FakeTelegram::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(
         &home,
@@ -153,7 +129,7 @@ async fn a_telegram_dm_approves_with_a_button_and_the_command_runs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_telegram_deny_refuses_and_a_stranger_in_a_group_cannot_answer() {
     let tg = FakeTelegram::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(
         &home,
@@ -184,7 +160,7 @@ async fn a_telegram_deny_refuses_and_a_stranger_in_a_group_cannot_answer() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(tg.sent().len(), 1, "no edit, no reply: {:?}", tg.sent());
-    assert_eq!(turns_done(&llm), 1, "the turn is still waiting");
+    assert_eq!(model_turns(&llm), 1, "the turn is still waiting");
 
     // Someone in allowFrom denies.
     tg.callback(-100777, 4242, prompt.message_id, &deny);
@@ -213,7 +189,7 @@ async fn a_telegram_deny_refuses_and_a_stranger_in_a_group_cannot_answer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unanswered_prompt_is_edited_to_expired() {
     let tg = FakeTelegram::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(
         &home,
@@ -236,7 +212,7 @@ async fn an_unanswered_prompt_is_edited_to_expired() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_exec_approvals_the_chat_gets_no_prompt() {
     let tg = FakeTelegram::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(
         &home,
@@ -252,42 +228,14 @@ async fn without_exec_approvals_the_chat_gets_no_prompt() {
     assert!(tool_result(&llm).contains("was not approved"));
 }
 
-/// Chat requests the mock LLM got.
-fn turns_done(llm: &MockLlm) -> usize {
-    llm.requests()
-        .iter()
-        .filter(|r| r.path.contains("chat/completions"))
-        .count()
-}
-
 const SLACK_TOKEN: &str = "xoxb-1111-2222-TESTTOKEN";
 const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const DM: &str = "D0USER0001";
 const USER: &str = "U0USER0001";
 
-async fn start_slack(home: &Path, slack: &FakeSlack) -> Daemon {
-    let gw = Daemon::start(home, &["--port", "0"], &[]);
-    slack.set_request_url(&format!("http://{}/channels/slack", gw.addr));
-    slack.wait_calls("auth.test", 1, WAIT).await.unwrap();
-    for _ in 0..50 {
-        if slack.url_verification().await.is_ok_and(|v| v.ok()) {
-            return gw;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the slack account never answered url_verification");
-}
-
 fn slack_config(slack: &FakeSlack, extra: Value) -> Value {
-    let mut c = json!({
-        "botToken": slack.bot_token(),
-        "signingSecret": slack.signing_secret(),
-        "apiBaseUrl": slack.api_url(),
-        "dmPolicy": "open",
-        "execApprovals": true,
-    });
-    pincer_actors::config::merge_patch(&mut c, &extra);
-    c
+    let approvals = support::slack_config(slack, json!({"execApprovals": true}));
+    merged(approvals, &extra)
 }
 
 /// The approval id in a prompt's buttons, checking their shape.
@@ -308,7 +256,7 @@ fn slack_buttons(blocks: &Value) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slack_dm_approves_with_block_kit_buttons() {
     let slack = FakeSlack::start(SLACK_TOKEN, SECRET).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(
         &home,
@@ -316,7 +264,7 @@ async fn a_slack_dm_approves_with_block_kit_buttons() {
         json!({"slack": slack_config(&slack, json!({}))}),
         json!({}),
     );
-    let _gw = start_slack(&home, &slack).await;
+    let _gw = start_slack_gateway(&home, &slack).await;
     script(&llm);
     let d = slack
         .send_message(DM, USER, "add the numbers")
@@ -358,7 +306,7 @@ async fn a_slack_dm_approves_with_block_kit_buttons() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slack_stranger_is_refused_and_an_allowed_user_denies() {
     let slack = FakeSlack::start(SLACK_TOKEN, SECRET).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     let chan = "C0CHAN0001";
     slack.add_channel(SlackChannel::from_id(chan));
@@ -372,7 +320,7 @@ async fn a_slack_stranger_is_refused_and_an_allowed_user_denies() {
         }))}),
         json!({}),
     );
-    let _gw = start_slack(&home, &slack).await;
+    let _gw = start_slack_gateway(&home, &slack).await;
     script(&llm);
     slack
         .send_message(chan, USER, "add the numbers")

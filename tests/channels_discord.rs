@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use pincer_fakes::discord::{FakeDiscord, Fault, SentKind};
-use pincer_mockllm::{MockApi, MockLlm, Step};
+use pincer_mockllm::Step;
 use serde_json::{Value, json};
 use support::*;
 
@@ -19,43 +19,15 @@ const WAIT: Duration = Duration::from_secs(20);
 const DM: &str = "5001";
 const USER: &str = "4242";
 
-async fn mock() -> MockLlm {
-    MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
 fn discord(dc: &FakeDiscord, extra: Value) -> Value {
-    let mut c = json!({
-        "botToken": dc.token(),
-        "apiBaseUrl": dc.api_url(),
-        "dmPolicy": "open",
-    });
-    pincer_actors::config::merge_patch(&mut c, &extra);
-    c
-}
-
-fn write_config(home: &Path, llm: &MockLlm, channels: Value) {
-    std::fs::create_dir_all(home).unwrap();
-    let cfg = json!({
-        "models": {"providers": {"mock": {
-            "api": "openai-completions",
-            "baseUrl": llm.base_url(MockApi::OpenAi),
-            "apiKey": "test-key",
-            "models": [{"id": "mock-model"}],
-        }}},
-        "agents": {"defaults": {"model": "mock/mock-model"}},
-        "channels": channels,
-    });
-    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
-}
-
-/// Chat requests the mock LLM got (not model listings).
-fn turns(llm: &MockLlm) -> usize {
-    llm.requests()
-        .iter()
-        .filter(|r| r.path.contains("chat/completions"))
-        .count()
+    merged(
+        json!({
+            "botToken": dc.token(),
+            "apiBaseUrl": dc.api_url(),
+            "dmPolicy": "open",
+        }),
+        &extra,
+    )
 }
 
 /// Starts the gateway and waits until the account has a Gateway session (so what the fake
@@ -88,27 +60,17 @@ async fn wait_connection(
 /// Polls `channels.status` until `done` holds for the discord accounts (or gives up).
 async fn wait_status(gw: &Daemon, home: &Path, done: impl Fn(&[Value]) -> bool) -> Value {
     let mut s = connect(&gw.url(), &read_token(home)).await;
-    let mut last = Value::Null;
-    for _ in 0..200 {
-        last = s.request("channels.status", None).await.unwrap();
-        let accounts = last["channelAccounts"]["discord"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if done(&accounts) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("channels.status never got there: {last}");
+    poll_channel_accounts(&mut s, "discord", 200, done)
+        .await
+        .unwrap_or_else(|last| panic!("channels.status never got there: {last}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dm_gets_its_agent_reply_in_ordered_chunks_answering_the_message() {
     let dc = FakeDiscord::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
-    write_config(&home, &llm, json!({"discord": discord(&dc, json!({}))}));
+    write_channels_config(&home, &llm, json!({"discord": discord(&dc, json!({}))}));
     let _gw = start(&home, &dc).await;
     let identify = dc.connections()[0].identify.clone().unwrap();
     assert_eq!(identify["intents"], 1 | (1 << 9) | (1 << 12) | (1 << 15));
@@ -139,7 +101,7 @@ async fn a_dm_gets_its_agent_reply_in_ordered_chunks_answering_the_message() {
     assert!(asked.contains("hello there"), "{asked}");
     // The fake echoes the bot's own messages on the Gateway: they start no turn.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(turns(&llm), 1);
+    assert_eq!(model_turns(&llm), 1);
     assert_eq!(dc.sent().len(), 3);
     assert!(
         dc.calls("create_message").iter().all(|c| c.token_ok),
@@ -150,10 +112,10 @@ async fn a_dm_gets_its_agent_reply_in_ordered_chunks_answering_the_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guild_message_needs_a_mention_where_the_group_requires_one() {
     let dc = FakeDiscord::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     dc.add_guild_channel("900", "901", "general");
-    write_config(
+    write_channels_config(
         &home,
         &llm,
         json!({"discord": discord(&dc, json!({
@@ -179,7 +141,7 @@ async fn a_guild_message_needs_a_mention_where_the_group_requires_one() {
     assert_eq!(sent[0].reply_to.as_deref(), asked["id"].as_str());
     // The worker takes events in order: the two before were decided before this one.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(turns(&llm), 1);
+    assert_eq!(model_turns(&llm), 1);
     assert_eq!(dc.sent().len(), 1, "{:?}", dc.sent());
     let body = llm.requests().last().unwrap().body.to_string();
     assert!(body.contains("are you there?"), "{body}");
@@ -195,16 +157,16 @@ async fn a_guild_message_needs_a_mention_where_the_group_requires_one() {
     let sent = dc.wait_sent(3, WAIT).await.unwrap();
     assert_eq!(sent[2].interaction_id.as_deref(), Some(i.id.as_str()));
     assert!(sent[2].content.contains("does not answer"), "{sent:?}");
-    assert_eq!(turns(&llm), 2);
+    assert_eq!(model_turns(&llm), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reconnects_resume_the_session_and_answer_each_message_once() {
     let dc = FakeDiscord::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     dc.set_heartbeat_interval(Duration::from_millis(1000));
-    write_config(&home, &llm, json!({"discord": discord(&dc, json!({}))}));
+    write_channels_config(&home, &llm, json!({"discord": discord(&dc, json!({}))}));
     let _gw = start(&home, &dc).await;
     let session = dc.connections()[0].session_id.clone().unwrap();
 
@@ -272,15 +234,15 @@ async fn reconnects_resume_the_session_and_answer_each_message_once() {
         ],
         "each message answered exactly once"
     );
-    assert_eq!(turns(&llm), 4);
+    assert_eq!(model_turns(&llm), 4);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_resumes_the_saved_session_and_answers_what_came_meanwhile_once() {
     let dc = FakeDiscord::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
-    write_config(&home, &llm, json!({"discord": discord(&dc, json!({}))}));
+    write_channels_config(&home, &llm, json!({"discord": discord(&dc, json!({}))}));
     let gw = start(&home, &dc).await;
     let session = dc.connections()[0].session_id.clone().unwrap();
 
@@ -330,7 +292,7 @@ async fn a_restart_resumes_the_saved_session_and_answers_what_came_meanwhile_onc
         ["first answer", "second answer"],
         "each answered once"
     );
-    assert_eq!(turns(&llm), 2);
+    assert_eq!(model_turns(&llm), 2);
 }
 
 /// Starts the gateway again and waits for its second Gateway session.
@@ -343,9 +305,9 @@ async fn start_again(home: &Path, dc: &FakeDiscord) -> Daemon {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rate_limited_send_waits_as_told_and_is_delivered_once() {
     let dc = FakeDiscord::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
-    write_config(&home, &llm, json!({"discord": discord(&dc, json!({}))}));
+    write_channels_config(&home, &llm, json!({"discord": discord(&dc, json!({}))}));
     let _gw = start(&home, &dc).await;
 
     dc.fail_times(
@@ -377,9 +339,9 @@ async fn refused_credentials_and_intents_are_reported_while_the_gateway_serves()
     let dc = FakeDiscord::start(TOKEN).await;
     let strict = FakeDiscord::start(TOKEN).await;
     strict.set_privileged_intents(0);
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
-    write_config(
+    write_channels_config(
         &home,
         &llm,
         json!({"discord": {"dmPolicy": "open", "accounts": {
@@ -438,9 +400,9 @@ async fn refused_credentials_and_intents_are_reported_while_the_gateway_serves()
 #[tokio::test(flavor = "multi_thread")]
 async fn slash_commands_are_registered_and_answered_in_their_interaction() {
     let dc = FakeDiscord::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
-    write_config(
+    write_channels_config(
         &home,
         &llm,
         json!({"discord": discord(&dc, json!({"groupPolicy": "open"}))}),
@@ -480,5 +442,5 @@ async fn slash_commands_are_registered_and_answered_in_their_interaction() {
         sent[2].content
     );
     assert_eq!(dc.interaction_responses().len(), 2);
-    assert_eq!(turns(&llm), 1, "commands start no turn");
+    assert_eq!(model_turns(&llm), 1, "commands start no turn");
 }

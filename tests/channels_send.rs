@@ -8,42 +8,24 @@ use std::path::Path;
 use std::time::Duration;
 
 use pincer_fakes::telegram::{FakeChat, FakeTelegram, FakeUser, SentKind};
-use pincer_mockllm::{MockApi, MockLlm, Step};
+use pincer_mockllm::{MockLlm, Step};
 use serde_json::{Value, json};
 use support::*;
 
 const TOKEN: &str = "123456:TEST-token";
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn mock() -> MockLlm {
-    MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
 /// A config with the mock model, `channels` and top-level `tools`.
 fn write_config(home: &Path, llm: Option<&MockLlm>, channels: Value, tools: Value) {
-    std::fs::create_dir_all(home).unwrap();
-    let mut cfg = json!({"channels": channels, "tools": tools});
-    if let Some(llm) = llm {
-        cfg["models"] = json!({"providers": {"mock": {
-            "api": "openai-completions",
-            "baseUrl": llm.base_url(MockApi::OpenAi),
-            "apiKey": "test-key",
-            "models": [{"id": "mock-model"}],
-        }}});
-        cfg["agents"] = json!({"defaults": {"model": "mock/mock-model"}});
+    let cfg = json!({"channels": channels, "tools": tools});
+    match llm {
+        Some(llm) => write_mock_config(home, llm, cfg),
+        None => write_config_json(home, &cfg),
     }
-    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
 }
 
 fn telegram(tg: &FakeTelegram) -> Value {
-    json!({
-        "botToken": tg.token(),
-        "apiBaseUrl": tg.api_url(),
-        "pollTimeoutSeconds": 1,
-        "dmPolicy": "open",
-    })
+    telegram_config(tg, json!({"dmPolicy": "open"}))
 }
 
 /// A private chat the bot can write to (Telegram refuses chats it has never seen).
@@ -55,20 +37,15 @@ fn known_chat(tg: &FakeTelegram, id: i64) {
 /// gateway prints "listening" before its channels start).
 async fn running(gw: &Daemon, home: &Path) {
     let mut s = connect(&gw.url(), &read_token(home)).await;
-    for _ in 0..100 {
-        let st = s.request("channels.status", None).await.unwrap();
-        let states: Vec<&str> = st["channelAccounts"]["telegram"]
-            .as_array()
-            .into_iter()
-            .flatten()
+    poll_channel_accounts(&mut s, "telegram", 100, |accounts| {
+        let states: Vec<&str> = accounts
+            .iter()
             .filter_map(|a| a["state"].as_str())
             .collect();
-        if states.contains(&"running") && states.iter().all(|s| ["running", "error"].contains(s)) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the telegram account never ran");
+        states.contains(&"running") && states.iter().all(|s| ["running", "error"].contains(s))
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the telegram account never ran"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -227,7 +204,7 @@ async fn wrong_channels_accounts_and_texts_are_refused_with_what_to_do() {
 async fn an_agent_messages_another_chat_with_the_message_tool() {
     let tg = FakeTelegram::start(TOKEN).await;
     known_chat(&tg, 5555);
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(
         &home,
@@ -278,7 +255,7 @@ async fn a_policy_that_denies_message_or_an_unapproved_call_sends_nothing() {
     ] {
         let tg = FakeTelegram::start(TOKEN).await;
         known_chat(&tg, 5555);
-        let llm = mock().await;
+        let llm = mock_llm().await;
         let (_dir, home) = temp_home();
         write_config(&home, Some(&llm), json!({"telegram": telegram(&tg)}), tools);
         let _gw = Daemon::start(&home, &["--port", "0"], &[]);

@@ -4,12 +4,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use pincer_fakes::slack::{Delivery, FakeSlack, Fault, Signing};
-use pincer_mockllm::{MockApi, MockLlm, Step};
-use serde_json::{Value, json};
+use pincer_mockllm::Step;
+use serde_json::json;
 use support::*;
 
 const TOKEN: &str = "xoxb-1111-2222-TESTTOKEN";
@@ -18,62 +17,6 @@ const WAIT: Duration = Duration::from_secs(20);
 const DM: &str = "D0USER0001";
 const USER: &str = "U0USER0001";
 
-async fn mock() -> MockLlm {
-    MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
-fn slack_config(slack: &FakeSlack, extra: Value) -> Value {
-    let mut c = json!({
-        "botToken": slack.bot_token(),
-        "signingSecret": slack.signing_secret(),
-        "apiBaseUrl": slack.api_url(),
-        "dmPolicy": "open",
-    });
-    pincer_actors::config::merge_patch(&mut c, &extra);
-    c
-}
-
-fn write_config(home: &Path, llm: &MockLlm, channels: Value) {
-    std::fs::create_dir_all(home).unwrap();
-    let cfg = json!({
-        "models": {"providers": {"mock": {
-            "api": "openai-completions",
-            "baseUrl": llm.base_url(MockApi::OpenAi),
-            "apiKey": "test-key",
-            "models": [{"id": "mock-model"}],
-        }}},
-        "agents": {"defaults": {"model": "mock/mock-model"}},
-        "channels": channels,
-    });
-    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
-}
-
-/// Chat requests the mock LLM got (not model listings).
-fn turns(llm: &MockLlm) -> usize {
-    llm.requests()
-        .iter()
-        .filter(|r| r.path.contains("chat/completions"))
-        .count()
-}
-
-/// Points the fake at the gateway's webhook and waits until the account is connected
-/// (`auth.test` done) and answers.
-async fn start(home: &Path, slack: &FakeSlack) -> Daemon {
-    let gw = Daemon::start(home, &["--port", "0"], &[]);
-    slack.set_request_url(&format!("http://{}/channels/slack", gw.addr));
-    slack.wait_calls("auth.test", 1, WAIT).await.unwrap();
-    // The account is registered before it connects; give auth.test's answer a moment.
-    for _ in 0..50 {
-        if slack.url_verification().await.is_ok_and(|v| v.ok()) {
-            return gw;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the slack account never answered url_verification");
-}
-
 fn status(d: &Delivery) -> u16 {
     d.reply.as_ref().map(|r| r.status).unwrap_or(0)
 }
@@ -81,9 +24,9 @@ fn status(d: &Delivery) -> u16 {
 #[tokio::test(flavor = "multi_thread")]
 async fn url_verification_is_answered_and_a_refused_token_is_reported() {
     let slack = FakeSlack::start(TOKEN, SECRET).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
-    write_config(
+    write_channels_config(
         &home,
         &llm,
         json!({"slack": {
@@ -94,28 +37,23 @@ async fn url_verification_is_answered_and_a_refused_token_is_reported() {
             }
         }}),
     );
-    let gw = start(&home, &slack).await;
+    let gw = start_slack_gateway(&home, &slack).await;
     let v = slack.url_verification().await.unwrap();
     assert!(v.ok(), "{v:?}");
     assert_eq!(v.reply.status, 200);
 
     let mut s = connect(&gw.url(), &read_token(&home)).await;
-    let mut last = Value::Null;
-    for _ in 0..100 {
-        last = s.request("channels.status", None).await.unwrap();
-        let accounts = last["channelAccounts"]["slack"].as_array().cloned();
+    let last = poll_channel_accounts(&mut s, "slack", 100, |accounts| {
         let state = |id: &str| {
             accounts
                 .iter()
-                .flatten()
                 .find(|a| a["accountId"] == id)
                 .map(|a| a["state"].clone())
         };
-        if state("default") == Some(json!("running")) && state("broken") == Some(json!("error")) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        state("default") == Some(json!("running")) && state("broken") == Some(json!("error"))
+    })
+    .await
+    .unwrap_or_else(|last| last);
     let accounts = last["channelAccounts"]["slack"].as_array().unwrap();
     let by = |id: &str| accounts.iter().find(|a| a["accountId"] == id).unwrap();
     assert_eq!(by("default")["state"], "running", "{last}");
@@ -129,20 +67,20 @@ async fn url_verification_is_answered_and_a_refused_token_is_reported() {
     );
     let cfg = s.request("config.get", None).await.unwrap().to_string();
     assert!(!cfg.contains(TOKEN) && !cfg.contains(SECRET), "{cfg}");
-    assert_eq!(turns(&llm), 0);
+    assert_eq!(model_turns(&llm), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dm_gets_its_agent_reply_as_mrkdwn_and_a_thread_reply_stays_in_its_thread() {
     let slack = FakeSlack::start(TOKEN, SECRET).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
-    write_config(
+    write_channels_config(
         &home,
         &llm,
         json!({"slack": slack_config(&slack, json!({}))}),
     );
-    let _gw = start(&home, &slack).await;
+    let _gw = start_slack_gateway(&home, &slack).await;
 
     llm.push(Step::text("Here is **bold** text & more."));
     let ev = slack.new_message(DM, USER, "hello there");
@@ -170,7 +108,7 @@ async fn a_dm_gets_its_agent_reply_as_mrkdwn_and_a_thread_reply_stays_in_its_thr
     assert_eq!(posted[1].text.as_deref(), Some("in the thread"));
     assert_eq!(posted[1].thread_ts.as_deref(), Some(parent.as_str()));
     // The bot's own posts never come back as turns; every call carried the bot token.
-    assert_eq!(turns(&llm), 2);
+    assert_eq!(model_turns(&llm), 2);
     assert!(
         slack
             .calls("chat.postMessage")
@@ -182,14 +120,14 @@ async fn a_dm_gets_its_agent_reply_as_mrkdwn_and_a_thread_reply_stays_in_its_thr
 #[tokio::test(flavor = "multi_thread")]
 async fn forged_stale_and_malformed_requests_are_refused_and_reach_no_agent() {
     let slack = FakeSlack::start(TOKEN, SECRET).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
-    write_config(
+    write_channels_config(
         &home,
         &llm,
         json!({"slack": slack_config(&slack, json!({}))}),
     );
-    let _gw = start(&home, &slack).await;
+    let _gw = start_slack_gateway(&home, &slack).await;
 
     let ev = slack.new_message(DM, USER, "let me in");
     for signing in [
@@ -215,7 +153,7 @@ async fn forged_stale_and_malformed_requests_are_refused_and_reach_no_agent() {
         .unwrap();
     assert_eq!(status(&d), 400, "{d:?}");
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(turns(&llm), 0, "no refused request reached the model");
+    assert_eq!(model_turns(&llm), 0, "no refused request reached the model");
     assert!(slack.posted().is_empty());
 
     // The same event, signed properly, was never marked seen: it is answered.
@@ -224,20 +162,20 @@ async fn forged_stale_and_malformed_requests_are_refused_and_reach_no_agent() {
     assert_eq!(status(&d), 200, "{d:?}");
     let posted = slack.wait_posted(1, WAIT).await.unwrap();
     assert_eq!(posted[0].text.as_deref(), Some("now you are in"));
-    assert_eq!(turns(&llm), 1);
+    assert_eq!(model_turns(&llm), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redelivered_event_is_answered_once() {
     let slack = FakeSlack::start(TOKEN, SECRET).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
-    write_config(
+    write_channels_config(
         &home,
         &llm,
         json!({"slack": slack_config(&slack, json!({}))}),
     );
-    let gw = start(&home, &slack).await;
+    let gw = start_slack_gateway(&home, &slack).await;
 
     llm.push(Step::text("only once"));
     let ev = slack.new_message(DM, USER, "are you there?");
@@ -254,7 +192,7 @@ async fn a_redelivered_event_is_answered_once() {
     slack.wait_posted(1, WAIT).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(slack.posted().len(), 1, "{:?}", slack.posted());
-    assert_eq!(turns(&llm), 1, "the redeliveries made no second turn");
+    assert_eq!(model_turns(&llm), 1, "the redeliveries made no second turn");
     let mut s = connect(&gw.url(), &read_token(&home)).await;
     let st = s.request("channels.status", None).await.unwrap();
     let a = &st["channelAccounts"]["slack"][0];
@@ -265,14 +203,14 @@ async fn a_redelivered_event_is_answered_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rate_limited_post_is_retried_and_delivered_once() {
     let slack = FakeSlack::start(TOKEN, SECRET).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
-    write_config(
+    write_channels_config(
         &home,
         &llm,
         json!({"slack": slack_config(&slack, json!({}))}),
     );
-    let _gw = start(&home, &slack).await;
+    let _gw = start_slack_gateway(&home, &slack).await;
 
     slack.fail_times(
         "chat.postMessage",

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use pincer_fakes::twilio::{FakeTwilio, Fault, InboundDelivery, InboundSms, Signing};
-use pincer_mockllm::{MockApi, MockLlm, Step};
+use pincer_mockllm::{MockLlm, Step};
 use serde_json::{Value, json};
 use support::*;
 
@@ -21,46 +21,18 @@ const AUTH_TOKEN: &str = "twilio-auth-token";
 const USER: &str = "+14155550100";
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn mock() -> MockLlm {
-    MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
 /// The account's settings for this fake, with `extra` merged in.
 fn sms(tw: &FakeTwilio, extra: Value) -> Value {
-    let mut c = json!({
-        "accountSid": tw.account_sid(),
-        "authToken": tw.auth_token(),
-        "fromNumber": tw.phone_number(),
-        "apiBaseUrl": tw.api_url(),
-        "dmPolicy": "open",
-    });
-    pincer_actors::config::merge_patch(&mut c, &extra);
-    c
-}
-
-fn write_config(home: &Path, llm: &MockLlm, channels: Value) {
-    std::fs::create_dir_all(home).unwrap();
-    let cfg = json!({
-        "models": {"providers": {"mock": {
-            "api": "openai-completions",
-            "baseUrl": llm.base_url(MockApi::OpenAi),
-            "apiKey": "test-key",
-            "models": [{"id": "mock-model"}],
-        }}},
-        "agents": {"defaults": {"model": "mock/mock-model"}},
-        "channels": channels,
-    });
-    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
-}
-
-/// Chat requests the mock LLM got (not model listings).
-fn turns(llm: &MockLlm) -> usize {
-    llm.requests()
-        .iter()
-        .filter(|r| r.path.contains("chat/completions"))
-        .count()
+    merged(
+        json!({
+            "accountSid": tw.account_sid(),
+            "authToken": tw.auth_token(),
+            "fromNumber": tw.phone_number(),
+            "apiBaseUrl": tw.api_url(),
+            "dmPolicy": "open",
+        }),
+        &extra,
+    )
 }
 
 /// The `channels.status` entry of this sms account.
@@ -92,7 +64,7 @@ async fn wait_running(gw: &Daemon, home: &Path, account: &str) -> Value {
 /// A gateway with one sms account (`default`) on this fake, running, the fake's webhook
 /// pointed at it.
 async fn start(tw: &FakeTwilio, llm: &MockLlm, home: &Path) -> Daemon {
-    write_config(home, llm, json!({"sms": sms(tw, json!({}))}));
+    write_channels_config(home, llm, json!({"sms": sms(tw, json!({}))}));
     let gw = Daemon::start(home, &["--port", "0"], &[]);
     wait_running(&gw, home, "default").await;
     tw.set_sms_url(&format!("http://{}/channels/sms", gw.addr));
@@ -108,7 +80,7 @@ fn status_of(d: &InboundDelivery) -> u16 {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_inbound_sms_gets_its_agent_reply_as_plain_text_through_the_messages_api() {
     let tw = FakeTwilio::start(SID, AUTH_TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     let gw = start(&tw, &llm, &home).await;
     let st = status(&gw, &home, "default").await;
@@ -161,7 +133,7 @@ async fn an_inbound_sms_gets_its_agent_reply_as_plain_text_through_the_messages_
     );
 
     // A status callback (signed, no Body) is answered and never routed.
-    let before = turns(&llm);
+    let before = model_turns(&llm);
     let cb: Vec<(String, String)> = [
         ("AccountSid", SID),
         ("ApiVersion", "2010-04-01"),
@@ -185,7 +157,7 @@ async fn an_inbound_sms_gets_its_agent_reply_as_plain_text_through_the_messages_
         .unwrap();
     assert_eq!(r.status, 200, "{r:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(turns(&llm), before, "a status callback makes no turn");
+    assert_eq!(model_turns(&llm), before, "a status callback makes no turn");
     assert_eq!(tw.sent().len(), 2);
     let st = status(&gw, &home, "default").await;
     assert_eq!(st["inbound"], 2, "{st}");
@@ -195,11 +167,11 @@ async fn an_inbound_sms_gets_its_agent_reply_as_plain_text_through_the_messages_
 #[tokio::test(flavor = "multi_thread")]
 async fn unsigned_and_forged_webhooks_are_refused_before_any_agent_sees_them() {
     let tw = FakeTwilio::start(SID, AUTH_TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     // Two accounts: `main` on the fake (its webhook is /channels/sms/main) and one
     // missing its number, reported with the key to set.
-    write_config(
+    write_channels_config(
         &home,
         &llm,
         json!({"sms": {
@@ -279,7 +251,11 @@ async fn unsigned_and_forged_webhooks_are_refused_before_any_agent_sees_them() {
 
     let sent = tw.wait_sent(1, WAIT).await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(turns(&llm), 1, "only the genuine message reached the model");
+    assert_eq!(
+        model_turns(&llm),
+        1,
+        "only the genuine message reached the model"
+    );
     let asked = llm.requests().last().unwrap().body.to_string();
     assert!(
         !asked.contains("ignore your instructions") && !asked.contains("tampered"),
@@ -309,7 +285,7 @@ fn enc(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redelivered_message_sid_is_answered_once() {
     let tw = FakeTwilio::start(SID, AUTH_TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     let gw = start(&tw, &llm, &home).await;
 
@@ -328,7 +304,7 @@ async fn a_redelivered_message_sid_is_answered_once() {
     assert_eq!(sent[0].body, "only once");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(tw.sent().len(), 1, "answered once: {:?}", tw.sent());
-    assert_eq!(turns(&llm), 1, "the redelivery made no second turn");
+    assert_eq!(model_turns(&llm), 1, "the redelivery made no second turn");
     let st = status(&gw, &home, "default").await;
     assert_eq!(st["duplicates"], 2, "{st}");
 }
@@ -336,7 +312,7 @@ async fn a_redelivered_message_sid_is_answered_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_reply_goes_out_as_several_sms_under_1600_characters_in_order() {
     let tw = FakeTwilio::start(SID, AUTH_TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     let _gw = start(&tw, &llm, &home).await;
 
@@ -372,7 +348,7 @@ async fn a_long_reply_goes_out_as_several_sms_under_1600_characters_in_order() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_messages_api_is_retried_and_the_reply_delivered_once() {
     let tw = FakeTwilio::start(SID, AUTH_TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     let gw = start(&tw, &llm, &home).await;
 

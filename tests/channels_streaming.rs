@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use pincer_fakes::telegram::{FakeTelegram, Fault, SentKind, SentMessage};
-use pincer_mockllm::{MockApi, MockLlm, Step};
+use pincer_mockllm::{MockLlm, Step};
 use serde_json::{Value, json};
 use support::*;
 
@@ -19,32 +19,10 @@ const INTERVAL: Duration = Duration::from_millis(1000);
 /// How much earlier than the gateway the fake may note a message (its clock, the network).
 const SLACK: Duration = Duration::from_millis(200);
 
-async fn mock() -> MockLlm {
-    MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
+/// The mock-model config with one open telegram account on `tg`, `extra` merged into it.
 fn write_config(home: &Path, llm: &MockLlm, tg: &FakeTelegram, extra: Value) {
-    std::fs::create_dir_all(home).unwrap();
-    let mut telegram = json!({
-        "botToken": tg.token(),
-        "apiBaseUrl": tg.api_url(),
-        "pollTimeoutSeconds": 1,
-        "dmPolicy": "open",
-    });
-    pincer_actors::config::merge_patch(&mut telegram, &extra);
-    let cfg = json!({
-        "models": {"providers": {"mock": {
-            "api": "openai-completions",
-            "baseUrl": llm.base_url(MockApi::OpenAi),
-            "apiKey": "test-key",
-            "models": [{"id": "mock-model"}],
-        }}},
-        "agents": {"defaults": {"model": "mock/mock-model"}},
-        "channels": {"telegram": telegram},
-    });
-    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
+    let telegram = merged(telegram_config(tg, json!({"dmPolicy": "open"})), &extra);
+    write_channels_config(home, llm, json!({ "telegram": telegram }));
 }
 
 /// The mock's default reply ("mock reply to: <the user's text>"), one event every
@@ -84,7 +62,7 @@ fn assert_quiet_after(tg: &FakeTelegram, sent: &[SentMessage]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_streamed_reply_grows_in_one_draft_edited_once_a_second_then_becomes_the_final_html() {
     let tg = FakeTelegram::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(&home, &llm, &tg, json!({}));
     let _gw = Daemon::start(&home, &["--port", "0"], &[]);
@@ -150,7 +128,7 @@ async fn a_streamed_reply_grows_in_one_draft_edited_once_a_second_then_becomes_t
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_streamed_reply_ends_as_the_draft_edited_to_chunk_one_plus_new_chunks_in_order() {
     let tg = FakeTelegram::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(&home, &llm, &tg, json!({}));
     let _gw = Daemon::start(&home, &["--port", "0"], &[]);
@@ -209,7 +187,7 @@ async fn a_long_streamed_reply_ends_as_the_draft_edited_to_chunk_one_plus_new_ch
 #[tokio::test(flavor = "multi_thread")]
 async fn with_streaming_off_the_reply_is_one_final_message() {
     let tg = FakeTelegram::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(&home, &llm, &tg, json!({"streaming": "off"}));
     let _gw = Daemon::start(&home, &["--port", "0"], &[]);
@@ -229,7 +207,7 @@ async fn with_streaming_off_the_reply_is_one_final_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_edit_answered_429_skips_previews_but_never_holds_back_the_final_reply() {
     let tg = FakeTelegram::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(&home, &llm, &tg, json!({}));
     let _gw = Daemon::start(&home, &["--port", "0"], &[]);
@@ -272,7 +250,7 @@ async fn an_edit_answered_429_skips_previews_but_never_holds_back_the_final_repl
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gateway_killed_between_draft_and_reply_edits_the_draft_when_it_comes_back() {
     let tg = FakeTelegram::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(&home, &llm, &tg, json!({}));
     let gw = Daemon::start(&home, &["--port", "0"], &[]);

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use pincer_fakes::telegram::FakeTelegram;
-use pincer_mockllm::{MockApi, MockLlm, Step};
+use pincer_mockllm::{MockLlm, Step};
 use serde_json::{Value, json};
 use support::*;
 
@@ -18,39 +18,14 @@ const SECRET: &str = "hook_S3cret-token";
 const PUBLIC_URL: &str = "https://pincer.example.org/channels/telegram";
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn mock() -> MockLlm {
-    MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
 fn write_config(home: &Path, llm: &MockLlm, telegram: Value) {
-    std::fs::create_dir_all(home).unwrap();
-    let cfg = json!({
-        "models": {"providers": {"mock": {
-            "api": "openai-completions",
-            "baseUrl": llm.base_url(MockApi::OpenAi),
-            "apiKey": "test-key",
-            "models": [{"id": "mock-model"}],
-        }}},
-        "agents": {"defaults": {"model": "mock/mock-model"}},
-        "channels": {"telegram": telegram},
-    });
-    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
-}
-
-/// Chat requests the mock LLM got.
-fn turns(llm: &MockLlm) -> usize {
-    llm.requests()
-        .iter()
-        .filter(|r| r.path.contains("chat/completions"))
-        .count()
+    write_channels_config(home, llm, json!({ "telegram": telegram }));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn webhook_mode_sets_the_secret_and_only_signed_updates_reach_the_agent() {
     let tg = FakeTelegram::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(
         &home,
@@ -89,7 +64,7 @@ async fn webhook_mode_sets_the_secret_and_only_signed_updates_reach_the_agent() 
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(turns(&llm), 0, "nothing unsigned reached the agent");
+    assert_eq!(model_turns(&llm), 0, "nothing unsigned reached the agent");
     assert!(tg.sent().is_empty());
 
     // A signed update is answered; delivered twice (Telegram retrying), answered once.
@@ -108,7 +83,7 @@ async fn webhook_mode_sets_the_secret_and_only_signed_updates_reach_the_agent() 
     assert_eq!(sent[0].shown_text, "hello from the hook");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(tg.sent().len(), 1, "one reply: {:?}", tg.sent());
-    assert_eq!(turns(&llm), 1);
+    assert_eq!(model_turns(&llm), 1);
     let asked = llm.requests().last().unwrap().body.to_string();
     assert!(asked.contains("hello there"), "{asked}");
     assert!(
@@ -124,7 +99,7 @@ async fn webhook_mode_sets_the_secret_and_only_signed_updates_reach_the_agent() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_url_without_a_secret_is_a_config_error_and_polling_deletes_our_old_webhook() {
     let tg = FakeTelegram::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(
         &home,
@@ -177,7 +152,7 @@ async fn a_webhook_url_without_a_secret_is_a_config_error_and_polling_deletes_ou
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approval_button_pressed_through_the_webhook_resolves_it() {
     let tg = FakeTelegram::start(TOKEN).await;
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(
         &home,

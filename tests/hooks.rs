@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use pincer_fakes::telegram::{FakeChat, FakeTelegram, FakeUser};
-use pincer_mockllm::{MockApi, MockLlm, Step};
+use pincer_mockllm::{MockLlm, Step};
 use serde_json::{Value, json};
 use support::*;
 
@@ -16,38 +16,23 @@ const HOOK_TOKEN: &str = "hook-secret-4d1f9a";
 const TG_TOKEN: &str = "123456:TEST-token";
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn mock() -> MockLlm {
-    MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
+/// The mock-model config without bootstrap files, `extra` merged in.
 fn write_config(home: &Path, llm: &MockLlm, extra: Value) {
-    std::fs::create_dir_all(home).unwrap();
-    let mut cfg = json!({
-        "models": {"providers": {"mock": {
-            "api": "openai-completions",
-            "baseUrl": llm.base_url(MockApi::OpenAi),
-            "apiKey": "test-key",
-            "models": [{"id": "mock-model"}],
-        }}},
-        "agents": {"defaults": {"model": "mock/mock-model", "skipBootstrap": true}},
-    });
-    pincer_actors::config::merge_patch(&mut cfg, &extra);
-    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
+    let base = merged(
+        mock_config(llm),
+        &json!({"agents": {"defaults": {"skipBootstrap": true}}}),
+    );
+    write_config_json(home, &merged(base, &extra));
 }
 
 fn hooks(extra: Value) -> Value {
-    let mut h = json!({"enabled": true, "token": HOOK_TOKEN});
-    pincer_actors::config::merge_patch(&mut h, &extra);
-    json!({ "hooks": h })
+    json!({ "hooks": merged(json!({"enabled": true, "token": HOOK_TOKEN}), &extra) })
 }
 
-/// Chat requests the mock LLM got (not model listings).
+/// The bodies of the chat requests the mock LLM got (not model listings).
 fn turns(llm: &MockLlm) -> Vec<String> {
-    llm.requests()
+    chat_requests(llm)
         .iter()
-        .filter(|r| r.path.contains("chat/completions"))
         .map(|r| r.body.to_string())
         .collect()
 }
@@ -96,12 +81,10 @@ async fn final_event(s: &mut pincer::client::Session, session: &str) -> Value {
 async fn an_agent_hook_runs_an_isolated_turn_and_its_reply_reaches_telegram() {
     let tg = FakeTelegram::start(TG_TOKEN).await;
     tg.add_chat(FakeChat::private(&FakeUser::new(4242, "Ada")));
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     let mut extra = hooks(json!({}));
-    extra["channels"] = json!({"telegram": {
-        "botToken": tg.token(), "apiBaseUrl": tg.api_url(), "pollTimeoutSeconds": 1,
-    }});
+    extra["channels"] = json!({"telegram": telegram_config(&tg, json!({}))});
     write_config(&home, &llm, extra);
     let gw = Daemon::start(&home, &["--port", "0"], &[]);
     let mut s = connect(&gw.url(), &read_token(&home)).await;
@@ -162,7 +145,7 @@ async fn an_agent_hook_runs_an_isolated_turn_and_its_reply_reaches_telegram() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_tokens_big_bodies_and_malformed_requests_are_refused_before_any_agent() {
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(&home, &llm, hooks(json!({"maxBodyBytes": 1024})));
     let gw = Daemon::start(&home, &["--port", "0"], &[]);
@@ -261,7 +244,7 @@ async fn bad_tokens_big_bodies_and_malformed_requests_are_refused_before_any_age
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hooks_are_off_by_default_and_cannot_be_enabled_without_a_token() {
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(&home, &llm, json!({}));
     let gw = Daemon::start(&home, &["--port", "0"], &[]);
@@ -308,7 +291,7 @@ async fn hooks_are_off_by_default_and_cannot_be_enabled_without_a_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wake_hook_runs_a_turn_in_the_main_session_as_a_system_event() {
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(&home, &llm, hooks(json!({})));
     let gw = Daemon::start(&home, &["--port", "0"], &[]);
@@ -361,7 +344,7 @@ async fn a_wake_hook_runs_a_turn_in_the_main_session_as_a_system_event() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mapping_turns_a_custom_body_into_the_agent_message_and_the_token_stays_secret() {
-    let llm = mock().await;
+    let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_config(
         &home,

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use pincer::client::Session;
-use pincer_mockllm::{MockApi, MockLlm, Step};
+use pincer_mockllm::{MockLlm, Step};
 use pincer_sandbox::docker::Docker;
 use pincer_sandbox::image::{TEST_IMAGE, ensure_test_image};
 use serde_json::{Value, json};
@@ -36,30 +36,28 @@ async fn docker(test: &str) -> Option<Docker> {
     }
 }
 
+/// The mock-model config with this sandbox for the default agent and no exec approvals.
 fn write_config(home: &Path, llm: &MockLlm, sandbox: Value) {
-    std::fs::create_dir_all(home).unwrap();
-    let cfg = json!({
-        "models": {"providers": {"mock": {
-            "api": "openai-completions",
-            "baseUrl": llm.base_url(MockApi::OpenAi),
-            "apiKey": "test-key",
-            "models": [{"id": "mock-model"}],
-        }}},
-        "agents": {"defaults": {"model": "mock/mock-model", "sandbox": sandbox}},
-        "tools": {"exec": {"ask": "off"}},
-    });
-    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
+    write_mock_config(
+        home,
+        llm,
+        json!({
+            "agents": {"defaults": {"sandbox": sandbox}},
+            "tools": {"exec": {"ask": "off"}},
+        }),
+    );
 }
 
 fn sandbox_config(extra: Value) -> Value {
-    let mut v = json!({
-        "mode": "non-main",
-        "scope": "session",
-        "workspaceAccess": "none",
-        "docker": {"image": TEST_IMAGE},
-    });
-    pincer_actors::config::merge_patch(&mut v, &extra);
-    v
+    merged(
+        json!({
+            "mode": "non-main",
+            "scope": "session",
+            "workspaceAccess": "none",
+            "docker": {"image": TEST_IMAGE},
+        }),
+        &extra,
+    )
 }
 
 /// Runs a turn whose model calls one tool, and returns the tool's result event data.
@@ -134,9 +132,7 @@ struct Setup {
 async fn setup(test: &str, sandbox: Value, args: &[&str]) -> Option<Setup> {
     let d = docker(test).await?;
     let (dir, home) = temp_home();
-    let llm = MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let llm = mock_llm().await;
     write_config(&home, &llm, sandbox_config(sandbox));
     let containers = Containers::new(&d, &home);
     let mut all = vec!["--port", "0"];
@@ -624,9 +620,7 @@ async fn a_crashed_sandbox_actor_adopts_its_container_and_a_restart_keeps_or_rep
 #[tokio::test]
 async fn binds_that_would_expose_the_host_stop_start_up_with_the_reason() {
     let (_dir, home) = temp_home();
-    let llm = MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let llm = mock_llm().await;
     for (bind, why) in [
         ("/var/run/docker.sock:/var/run/docker.sock", "docker"),
         ("/:/host", "/"),
@@ -653,29 +647,27 @@ async fn a_sandbox_actor_that_crashes_while_an_exec_runs_leaves_no_orphan_and_bo
         return;
     };
     let (_dir, home) = temp_home();
-    let llm = MockLlm::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let llm = mock_llm().await;
     // Two agents on two mock models (so each gets its own scripted replies), one shared
-    // sandbox.
-    let cfg = json!({
-        "models": {"providers": {"mock": {
-            "api": "openai-completions",
-            "baseUrl": llm.base_url(MockApi::OpenAi),
-            "apiKey": "test-key",
-            "models": [{"id": "m1"}, {"id": "m2"}],
-        }}},
-        "agents": {
-            "defaults": {"sandbox": sandbox_config(json!({"mode": "all", "scope": "shared"}))},
-            "list": [
-                {"id": "main", "default": true, "model": "mock/m1"},
-                {"id": "ops", "model": "mock/m2"},
-            ],
-        },
-        "tools": {"exec": {"ask": "off"}},
-    });
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::write(home.join("pincer.json"), cfg.to_string()).unwrap();
+    // sandbox; no default model.
+    write_mock_config(
+        &home,
+        &llm,
+        json!({
+            "models": {"providers": {"mock": {"models": [{"id": "m1"}, {"id": "m2"}]}}},
+            "agents": {
+                "defaults": {
+                    "model": null,
+                    "sandbox": sandbox_config(json!({"mode": "all", "scope": "shared"})),
+                },
+                "list": [
+                    {"id": "main", "default": true, "model": "mock/m1"},
+                    {"id": "ops", "model": "mock/m2"},
+                ],
+            },
+            "tools": {"exec": {"ask": "off"}},
+        }),
+    );
     let containers = Containers::new(&d, &home);
     // The SandboxActor's 1st message is the long exec's lease, its 2nd the other
     // agent's lease, which arrives while the long exec runs: it panics there.
