@@ -239,15 +239,26 @@ async fn redeliveries_rate_limits_and_outages_lose_nothing_and_answer_nothing_tw
 async fn a_crashed_channel_actor_restarts_and_sends_its_reply_while_another_account_serves() {
     let tg = FakeTelegram::start(TOKEN).await;
     let other = FakeTelegram::start("654321:OTHER-token").await;
+    // Another platform beside them: it keeps serving while account a crashes. (All three
+    // DMs share the main session, dmScope main: messages collected into one turn from
+    // different chats each get the reply.)
+    let slack = pincer_fakes::slack::FakeSlack::start(
+        "xoxb-1111-2222-TESTTOKEN",
+        "8f742231b10e8888abcd99yyyzzz85a5",
+    )
+    .await;
     let llm = mock_llm().await;
     let (_dir, home) = temp_home();
     write_channels_config(
         &home,
         &llm,
-        json!({"telegram": {"dmPolicy": "open", "pollTimeoutSeconds": 1, "accounts": {
-            "a": {"botToken": tg.token(), "apiBaseUrl": tg.api_url()},
-            "b": {"botToken": other.token(), "apiBaseUrl": other.api_url()},
-        }}}),
+        json!({
+            "telegram": {"dmPolicy": "open", "pollTimeoutSeconds": 1, "accounts": {
+                "a": {"botToken": tg.token(), "apiBaseUrl": tg.api_url()},
+                "b": {"botToken": other.token(), "apiBaseUrl": other.api_url()},
+            }},
+            "slack": slack_config(&slack, json!({})),
+        }),
     );
     // Account a's actor panics on its first message (the first reply to deliver).
     let gw = Daemon::start(
@@ -261,15 +272,35 @@ async fn a_crashed_channel_actor_restarts_and_sends_its_reply_while_another_acco
         &[],
     );
     let mut s = connect(&gw.url(), &read_token(&home)).await;
+    slack.set_request_url(&format!("http://{}/channels/slack", gw.addr));
+    slack
+        .wait_calls("auth.test", 1, Duration::from_secs(20))
+        .await
+        .unwrap();
     tg.user_message(1, 1, "to a");
     other.user_message(2, 2, "to b");
+    let d = slack
+        .send_message("D0USER0001", "U0USER0001", "to slack")
+        .await
+        .unwrap();
+    assert_eq!(d.reply.as_ref().map(|r| r.status).ok(), Some(200), "{d:?}");
     let a = tg.wait_sent(1, WAIT).await.unwrap();
     let b = other.wait_sent(1, WAIT).await.unwrap();
+    let on_slack = slack.wait_posted(1, WAIT).await.unwrap();
     assert!(a[0].shown_text.contains("to a"), "{a:?}");
     assert!(b[0].shown_text.contains("to b"), "{b:?}");
+    assert!(
+        on_slack[0]
+            .text
+            .as_deref()
+            .unwrap_or("")
+            .contains("to slack"),
+        "{on_slack:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(tg.sent().len(), 1, "answered once after the restart");
     assert_eq!(other.sent().len(), 1);
+    assert_eq!(slack.posted().len(), 1, "slack answered once");
     let st = s.request("channels.status", None).await.unwrap();
     let accounts = st["channelAccounts"]["telegram"].as_array().unwrap();
     let starts = |id: &str| {

@@ -671,11 +671,25 @@ pub struct ChannelArgs {
 
 pub struct ChannelActor;
 
+/// The account's receive and send loops. Aborted when the actor's state goes, however it
+/// goes: a crashed actor gets no `post_stop`, and a receive loop left running would keep
+/// long-polling beside its restarted successor (Telegram answers the newer poll with a
+/// Conflict, and the account never recovers).
+pub struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
 pub struct ChannelState {
     key: String,
     dir: ChannelDirectory,
     outbox: mpsc::UnboundedSender<u64>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Tasks,
 }
 
 impl Actor for ChannelActor {
@@ -729,7 +743,7 @@ impl Actor for ChannelActor {
         Ok(ChannelState {
             key,
             outbox: tx,
-            tasks,
+            tasks: Tasks(tasks),
             dir,
         })
     }
@@ -761,7 +775,7 @@ impl Actor for ChannelActor {
         _myself: ActorRef<ChannelMsg>,
         state: &mut ChannelState,
     ) -> Result<(), ActorProcessingErr> {
-        for t in &state.tasks {
+        for t in &state.tasks.0 {
             t.abort();
         }
         state.dir.register(&state.key, None);

@@ -1113,6 +1113,20 @@ impl Actor for SessionActor {
     }
 }
 
+/// Where a turn's reply goes: the origin of each chat among its messages (the first
+/// message of each chat, which the reply answers), in order.
+fn reply_origins(parts: &[(u64, Pending)]) -> Vec<ChannelOrigin> {
+    let mut out: Vec<ChannelOrigin> = Vec::new();
+    for o in parts.iter().filter_map(|(_, p)| p.origin.as_ref()) {
+        if !out.iter().any(|x| {
+            x.channel == o.channel && x.account == o.account && x.to == o.to && x.thread == o.thread
+        }) {
+            out.push(o.clone());
+        }
+    }
+    out
+}
+
 /// Drops leading tool results and assistant tool calls whose turn start was cut off by
 /// the history window, so the model always sees whole exchanges.
 fn trim_to_turn_start(mut h: VecDeque<Message>) -> VecDeque<Message> {
@@ -1354,7 +1368,8 @@ impl SessionState {
                     ..Default::default()
                 };
                 let seqs: Vec<u64> = parts.iter().map(|(s, _)| *s).collect();
-                self.record(&seqs, &pending, out).await;
+                let origins = reply_origins(&parts);
+                self.record(&seqs, &pending, &origins, out).await;
             }
         }
     }
@@ -1413,7 +1428,8 @@ impl SessionState {
     async fn finish(&mut self, running: Running, out: TurnOutput) {
         let event_seq = running.event_seq + 1;
         let seqs: Vec<u64> = running.parts.iter().map(|(s, _)| *s).collect();
-        let summary = self.record(&seqs, &running.pending, out).await;
+        let origins = reply_origins(&running.parts);
+        let summary = self.record(&seqs, &running.pending, &origins, out).await;
         // Messages collected into this turn get the same answer under their own run ids.
         let mut summaries = vec![summary.clone()];
         for (_, p) in running.parts.iter().skip(1) {
@@ -1456,7 +1472,13 @@ impl SessionState {
     /// then answers. The commit is shared with other sessions' turns ending meanwhile
     /// (`Store::complete_turn_shared`): an inline one would block this tokio worker, and
     /// every actor on it, for the fsync.
-    async fn record(&mut self, seqs: &[u64], pending: &Pending, out: TurnOutput) -> RunSummary {
+    async fn record(
+        &mut self,
+        seqs: &[u64],
+        pending: &Pending,
+        origins: &[ChannelOrigin],
+        out: TurnOutput,
+    ) -> RunSummary {
         let now = now_ms();
         let run_id = pending.run_id.clone();
         let aborted = out.error.as_deref() == Some("aborted");
@@ -1510,8 +1532,9 @@ impl SessionState {
             self.meta.last_model = out.model.clone();
         }
         let transitions = std::mem::take(&mut self.transitions);
-        let outbox: Vec<OutboxRow> = pending
-            .origin
+        // One reply per chat the turn answered: messages from several chats can share a
+        // session (dmScope main) and be collected into one turn.
+        let outbox: Vec<OutboxRow> = origins
             .iter()
             .filter(|_| !pending.compact)
             .filter_map(|o| {
@@ -1536,8 +1559,8 @@ impl SessionState {
             // that re-runs the turn instead of answering twice.
             Ok((_, ids)) => {
                 self.persisted = true;
-                if let Some(o) = &pending.origin {
-                    self.deliver(&ids, o);
+                for (id, o) in ids.iter().zip(origins) {
+                    self.deliver(&[*id], o);
                 }
             }
             Err(e) => warn!(session = %self.key, error = %e, "could not record the turn"),
@@ -1690,6 +1713,44 @@ impl Actor for RunActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_turn_collecting_several_chats_answers_each_chat_once() {
+        let msg = |chat: &str, id: &str| Pending {
+            run_id: id.into(),
+            text: "hi".into(),
+            thinking: None,
+            received_at: 0,
+            attempts: 0,
+            compact: false,
+            mode: None,
+            priority: 0,
+            origin: Some(ChannelOrigin {
+                channel: "telegram".into(),
+                account: "a".into(),
+                to: chat.into(),
+                thread: None,
+                message_id: id.into(),
+            }),
+        };
+        let mut no_origin = msg("x", "r0");
+        no_origin.origin = None;
+        let parts = vec![
+            (1, no_origin),
+            (2, msg("1", "m1")),
+            (3, msg("2", "m2")),
+            (4, msg("1", "m3")),
+        ];
+        let to: Vec<(String, String)> = reply_origins(&parts)
+            .into_iter()
+            .map(|o| (o.to, o.message_id))
+            .collect();
+        assert_eq!(
+            to,
+            [("1".into(), "m1".into()), ("2".into(), "m2".into())],
+            "one reply per chat, answering its first message"
+        );
+    }
 
     #[test]
     fn keys_name_their_agent_and_dates_format() {
