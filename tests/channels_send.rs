@@ -116,6 +116,29 @@ async fn pincer_message_send_arrives_as_html_and_says_it_was_sent() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("chat not found"), "{}", text(&out));
     assert_eq!(tg.sent().len(), 2);
+    // --no-wait: answered once the gateway has it (outbox), delivered all the same.
+    let out = pincer(
+        &home,
+        &[
+            "message",
+            "send",
+            "--to",
+            "12345",
+            "--no-wait",
+            "third",
+            "--url",
+            &url,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.starts_with("queued for telegram:default 12345 (outbox #")
+            || shown.starts_with("sent to telegram:default 12345"),
+        "{shown}"
+    );
+    let sent = tg.wait_sent(3, WAIT).await.unwrap();
+    assert_eq!(sent[2].shown_text, "third");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -267,36 +267,15 @@ impl Store {
         meta: &M,
         entries: &[E],
     ) -> Result<u64, StoreError> {
-        self.complete_turn_with::<M, E, (), ()>(key, inbox_seqs, meta, entries, &[], &[], true)
-            .map(|(last, _)| last)
+        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        let (last, _) =
+            self.write_turn::<M, E, (), ()>(&tx, key, inbox_seqs, meta, entries, &[], &[])?;
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(last)
     }
 
     /// `complete_turn` that also records lifecycle transitions and puts replies for chats
-    /// in the outbox (in the same commit); returns the outbox ids too. Not `durable`: the
-    /// commit reaches the disk with the next durable one (`Store::sync`, shared), which the
-    /// caller waits for before anything depends on it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn complete_turn_with<M: Serialize, E: Serialize, T: Serialize, O: Serialize>(
-        &self,
-        key: &str,
-        inbox_seqs: &[u64],
-        meta: &M,
-        entries: &[E],
-        transitions: &[T],
-        outbox: &[O],
-        durable: bool,
-    ) -> Result<(u64, Vec<u64>), StoreError> {
-        let mut tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
-        if !durable {
-            tx.set_durability(redb::Durability::None)
-                .map_err(|e| self.db_err(e))?;
-        }
-        let out = self.write_turn(&tx, key, inbox_seqs, meta, entries, transitions, outbox)?;
-        tx.commit().map_err(|e| self.db_err(e))?;
-        Ok(out)
-    }
-
-    /// `complete_turn_with`, durable, in a commit shared with the other sessions' turns
+    /// in the outbox (returning their ids), in a durable commit shared with the other sessions' turns
     /// ending at the same time (`Store::write_shared`): one fsync for all of them, and the
     /// caller's tokio worker never waits for the disk.
     pub async fn complete_turn_shared<M, E, T, O>(
