@@ -8,81 +8,20 @@
 //! `cargo bench --bench turns -- [--turns N] [--sessions N] [--resumes N]`
 //! Set `PINCER_BENCH_DIR` to put the store elsewhere (default: a temp dir on /tmp).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pincer_actors::agent::config::{AgentSpec, ExecPolicy, ModelRef, ModelSpec, ProviderSpec};
-use pincer_actors::agent::failover::Cooldowns;
+use common::{arg, mock_runtime, rss_kib, show};
 use pincer_actors::agent::model::{Api, ChatRequest, Endpoint, Message, Thinking};
 use pincer_actors::agent::providers;
-use pincer_actors::agent::run::{AgentRuntime, Approvals};
-use pincer_actors::gateway::Metrics;
 use pincer_actors::session::{Entry, SessionMeta, SessionsActor, SessionsArgs, SessionsMsg};
 use pincer_actors::store::Store;
 use pincer_mockllm::{MockApi, MockLlm};
 use pincer_supervision::fault::FaultHandle;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_kib() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn show(name: &str, mut v: Vec<Duration>) -> (Duration, Duration) {
-    v.sort();
-    let (p50, p99) = (pct(&v, 0.5), pct(&v, 0.99));
-    println!(
-        "{name:<44} n={:<6} p50 {:>9.3} ms  p99 {:>9.3} ms  max {:>9.3} ms",
-        v.len(),
-        p50.as_secs_f64() * 1e3,
-        p99.as_secs_f64() * 1e3,
-        v.last().unwrap().as_secs_f64() * 1e3
-    );
-    (p50, p99)
-}
-
-fn runtime(llm: &MockLlm, workspace: &std::path::Path) -> AgentRuntime {
-    let mut spec = AgentSpec::new("main", workspace);
-    spec.models = vec![ModelRef::parse("mock/mock-model").unwrap()];
-    spec.history_turns = 4;
-    let provider = ProviderSpec {
-        id: "mock".into(),
-        api: Api::OpenAiCompletions,
-        base_url: llm.base_url(MockApi::OpenAi),
-        keys: vec!["k".into()],
-        headers: Vec::new(),
-        models: vec![ModelSpec {
-            id: "mock-model".into(),
-            name: None,
-            context_window: None,
-            max_tokens: None,
-        }],
-        source: "bench".into(),
-    };
-    AgentRuntime::new(
-        spec,
-        [("mock".to_owned(), provider)].into(),
-        ExecPolicy::default(),
-        Arc::new(Cooldowns::new(None)),
-        Arc::new(Approvals::new(Arc::new(|_: &str, _| {}))),
-        Metrics::new(),
-    )
-}
 
 async fn call<T: Send + 'static>(
     s: &ActorRef<SessionsMsg>,
@@ -104,6 +43,7 @@ async fn one_turn(s: &ActorRef<SessionsMsg>, key: &str) -> Duration {
         compact: false,
         mode: None,
         origin: None,
+        opts: Default::default(),
         reply,
     })
     .await
@@ -124,9 +64,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let turns = arg("--turns", 2000);
-        let n_sessions = arg("--sessions", 10_000);
-        let resumes = arg("--resumes", 200);
+        let turns: usize = arg("--turns", 2000);
+        let n_sessions: usize = arg("--sessions", 10_000);
+        let resumes: usize = arg("--resumes", 200);
         let base = std::env::var_os("PINCER_BENCH_DIR").map(std::path::PathBuf::from);
         let dir = match &base {
             Some(b) => tempfile::tempdir_in(b).unwrap(),
@@ -135,7 +75,7 @@ fn main() {
         println!("store in {}", dir.path().display());
         let llm = MockLlm::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let store = Store::open(&dir.path().join("state.redb")).unwrap();
-        let agent = Arc::new(runtime(&llm, dir.path()));
+        let agent = Arc::new(mock_runtime(&llm, "main", dir.path(), true, |s| s.history_turns = 4));
         let agents = pincer_actors::agent::actor::AgentDirectory::new([agent.clone()]);
         pincer_actors::agent::actor::spawn_all(&agents).await;
         let (sessions, _) = Actor::spawn(

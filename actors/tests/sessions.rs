@@ -146,6 +146,7 @@ async fn turn(s: &ractor::ActorRef<SessionsMsg>, key: &str, text: &str) -> RunSu
                 compact: false,
                 mode: None,
                 origin: None,
+                opts: Default::default(),
                 reply,
             },
             None,

@@ -104,6 +104,8 @@ async fn turn(
             compact: Compact::Auto,
             mode: None,
             stored: None,
+            models: None,
+            sessions: None,
         },
         &|e| seen.lock().unwrap().push(e),
     )
@@ -402,6 +404,8 @@ async fn near_the_context_window_older_history_is_summarised_first() {
             compact: Compact::Auto,
             mode: None,
             stored: None,
+            models: None,
+            sessions: None,
         },
         &|e| seen.lock().unwrap().push(e),
     )
@@ -447,6 +451,8 @@ async fn modes_fast_without_tools_and_deep_with_thinking_and_a_critique_pass() {
         compact: Compact::Auto,
         mode: Some(mode),
         stored: None,
+        models: None,
+        sessions: None,
     };
     s.llm.push(Step::text("quick"));
     let out = run_turn(&s.rt, input(Mode::Fast), &|_| {}).await;

@@ -82,6 +82,15 @@ impl FaultHandle {
         self.0.any_armed.store(true, Ordering::Release);
     }
 
+    /// Whether a fault is still armed for `name` (it disarms once it fires).
+    pub fn is_armed(&self, name: &str) -> bool {
+        self.0
+            .armed
+            .lock()
+            .expect("fault registry")
+            .contains_key(name)
+    }
+
     /// Kills the child registered under `name`; `false` when none is running.
     pub fn kill(&self, name: &str) -> bool {
         let cell = self

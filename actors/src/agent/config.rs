@@ -109,6 +109,69 @@ pub struct AgentSpec {
     pub tool_profile: String,
     pub tools_allow: Vec<String>,
     pub tools_deny: Vec<String>,
+    /// What its sub-agents may do (`agents.defaults.subagents`, `agents.list[].subagents`).
+    pub subagents: SubagentPolicy,
+    /// Messaging other agents' sessions (`tools.agentToAgent`, `session.agentToAgent`).
+    pub agent_to_agent: AgentToAgent,
+}
+
+/// Limits on `sessions_spawn` (OpenClaw's `subagents` keys).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubagentPolicy {
+    /// Agents it may spawn besides itself (`allowAgents`; `"*"`: any).
+    pub allow_agents: Vec<String>,
+    /// Sub-agent runs in flight at once across the gateway (`maxConcurrent`, default 8).
+    pub max_concurrent: usize,
+    /// A finished sub-agent session is archived after this (`archiveAfterMinutes`, 60).
+    pub archive_after: Duration,
+    /// How deep spawns may nest (`maxSpawnDepth`, default 1: a sub-agent cannot spawn).
+    pub max_spawn_depth: u32,
+}
+
+impl Default for SubagentPolicy {
+    fn default() -> Self {
+        Self {
+            allow_agents: Vec::new(),
+            max_concurrent: 8,
+            archive_after: Duration::from_secs(60 * 60),
+            max_spawn_depth: 1,
+        }
+    }
+}
+
+impl SubagentPolicy {
+    /// Whether an agent with this policy may spawn a run of `target` (itself always).
+    pub fn may_spawn(&self, own: &str, target: &str) -> bool {
+        own == target || self.allow_agents.iter().any(|a| a == "*" || a == target)
+    }
+}
+
+/// Cross-agent messaging: off unless enabled, and then only to the listed agents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentToAgent {
+    /// `tools.agentToAgent.enabled` (default false).
+    pub enabled: bool,
+    /// `tools.agentToAgent.allow`: agent ids (`"*"`: any).
+    pub allow: Vec<String>,
+    /// `session.agentToAgent.maxPingPongTurns` (0-5, default 5).
+    pub max_ping_pong_turns: u32,
+}
+
+impl Default for AgentToAgent {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            allow: Vec::new(),
+            max_ping_pong_turns: 5,
+        }
+    }
+}
+
+impl AgentToAgent {
+    /// Whether an agent may reach a session of `target` (its own always).
+    pub fn may_reach(&self, own: &str, target: &str) -> bool {
+        own == target || (self.enabled && self.allow.iter().any(|a| a == "*" || a == target))
+    }
 }
 
 impl AgentSpec {
@@ -130,6 +193,8 @@ impl AgentSpec {
             tool_profile: "coding".into(),
             tools_allow: Vec::new(),
             tools_deny: Vec::new(),
+            subagents: SubagentPolicy::default(),
+            agent_to_agent: AgentToAgent::default(),
         }
     }
 }
@@ -277,6 +342,27 @@ fn credential(state_dir: &Path, name: &str) -> Option<String> {
     let text = std::fs::read_to_string(state_dir.join("credentials").join(name)).ok()?;
     let key = text.trim();
     (!key.is_empty()).then(|| key.to_owned())
+}
+
+/// A `subagents` object over `base` (the defaults').
+fn subagent_policy(v: Option<&Value>, base: SubagentPolicy) -> SubagentPolicy {
+    let Some(v) = v else { return base };
+    SubagentPolicy {
+        allow_agents: if v.get("allowAgents").is_some() {
+            strings(v.get("allowAgents"))
+        } else {
+            base.allow_agents
+        },
+        max_concurrent: u64_at(v, &["maxConcurrent"])
+            .map(|n| n.max(1) as usize)
+            .unwrap_or(base.max_concurrent),
+        archive_after: u64_at(v, &["archiveAfterMinutes"])
+            .map(|m| Duration::from_secs(m * 60))
+            .unwrap_or(base.archive_after),
+        max_spawn_depth: u64_at(v, &["maxSpawnDepth"])
+            .map(|n| n as u32)
+            .unwrap_or(base.max_spawn_depth),
+    }
 }
 
 /// Resolves the agents' configuration. `env` looks up environment variables.
@@ -455,6 +541,19 @@ pub fn resolve(
             .to_owned(),
         tools_allow: strings(config.pointer("/tools/allow")),
         tools_deny: strings(config.pointer("/tools/deny")),
+        subagents: subagent_policy(d.get("subagents"), SubagentPolicy::default()),
+        agent_to_agent: AgentToAgent {
+            enabled: config
+                .pointer("/tools/agentToAgent/enabled")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            allow: strings(config.pointer("/tools/agentToAgent/allow")),
+            max_ping_pong_turns: config
+                .pointer("/session/agentToAgent/maxPingPongTurns")
+                .and_then(Value::as_u64)
+                .unwrap_or(5)
+                .min(5) as u32,
+        },
         ..AgentSpec::new("main", default_workspace.clone())
     };
     let mut agents = Vec::new();
@@ -516,6 +615,7 @@ pub fn resolve(
                 spec.tools_deny = strings(t.get("deny"));
             }
         }
+        spec.subagents = subagent_policy(a.get("subagents"), spec.subagents);
         if a.get("default").and_then(Value::as_bool) == Some(true) && default_agent.is_none() {
             default_agent = Some(id.clone());
         }

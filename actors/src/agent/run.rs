@@ -26,8 +26,11 @@ pub type EventSink = Arc<dyn Fn(&str, Value) + Send + Sync>;
 
 /// Pending exec approvals, resolved by `exec.approval.resolve`.
 pub struct Approvals {
-    pending: Mutex<HashMap<String, oneshot::Sender<bool>>>,
+    /// Each pending request's answer: allowed or not, and who answered.
+    pending: Mutex<HashMap<String, oneshot::Sender<(bool, String)>>>,
     events: EventSink,
+    /// Where every decision is recorded (`None`: nowhere).
+    audit: Option<crate::store::Store>,
 }
 
 impl Approvals {
@@ -35,7 +38,14 @@ impl Approvals {
         Self {
             pending: Mutex::new(HashMap::new()),
             events,
+            audit: None,
         }
+    }
+
+    /// Records every decision (approved, denied, expired) in this store's audit log.
+    pub fn with_audit(mut self, store: crate::store::Store) -> Self {
+        self.audit = Some(store);
+        self
     }
 
     /// Asks the operators; `false` when denied or not answered within `timeout`.
@@ -48,19 +58,29 @@ impl Approvals {
             "exec.approval.requested",
             json!({
                 "id": id,
-                "request": request,
+                "request": &request,
                 "createdAtMs": now,
                 "expiresAtMs": now + timeout.as_millis() as u64,
             }),
         );
         let decision = tokio::time::timeout(timeout, rx).await;
         self.pending.lock().unwrap().remove(&id);
-        let allowed = matches!(decision, Ok(Ok(true)));
+        let allowed = matches!(decision, Ok(Ok((true, _))));
         let reason = match decision {
-            Ok(Ok(true)) => "allowed",
+            Ok(Ok((true, _))) => "allowed",
             Ok(_) => "denied",
             Err(_) => "timed out",
         };
+        if let Some(store) = &self.audit {
+            use crate::audit::{ACTOR_TIMEOUT, ApprovalOutcome, AuditRecord};
+            let (outcome, by) = match &decision {
+                Ok(Ok((true, by))) => (ApprovalOutcome::Approved, by.as_str()),
+                Ok(Ok((false, by))) => (ApprovalOutcome::Denied, by.as_str()),
+                Ok(Err(_)) => (ApprovalOutcome::Denied, "gateway"),
+                Err(_) => (ApprovalOutcome::Expired, ACTOR_TIMEOUT),
+            };
+            crate::audit::record(store, AuditRecord::approval(&id, &request, outcome, by));
+        }
         (self.events)(
             "exec.approval.resolved",
             json!({ "id": id, "decision": if allowed { "allow-once" } else { "deny" }, "reason": reason }),
@@ -68,10 +88,16 @@ impl Approvals {
         allowed
     }
 
-    /// Answers a pending request; `false` when there is no such request (any more).
+    /// Answers a pending request as an operator; `false` when there is no such request
+    /// (any more).
     pub fn resolve(&self, id: &str, allow: bool) -> bool {
+        self.resolve_by(id, allow, crate::audit::ACTOR_OPERATOR)
+    }
+
+    /// Answers a pending request; `by` (who answered) goes to the audit log.
+    pub fn resolve_by(&self, id: &str, allow: bool, by: &str) -> bool {
         match self.pending.lock().unwrap().remove(id) {
-            Some(tx) => tx.send(allow).is_ok(),
+            Some(tx) => tx.send((allow, by.to_owned())).is_ok(),
             None => false,
         }
     }
@@ -235,6 +261,11 @@ pub struct TurnInput {
     /// call starts at once, tools wait for it (a message that was never acknowledged must
     /// not have had effects).
     pub stored: Option<crate::store::Durable>,
+    /// Models for this turn only (a heartbeat's cheaper model, a delegation's `model`),
+    /// tried before the agent's own chain.
+    pub models: Option<Vec<ModelRef>>,
+    /// The calling session, for the session tools (`sessions_spawn`...).
+    pub sessions: Option<super::tools::sessions::SessionsCtx>,
 }
 
 /// When a turn first summarises older history into the session's summary.
@@ -286,7 +317,16 @@ pub async fn run_turn(
 ) -> TurnOutput {
     let mut out = TurnOutput::default();
     let mode = input.mode.unwrap_or(rt.spec.mode);
-    if rt.spec.models.is_empty() {
+    let chain: Vec<ModelRef> = match &input.models {
+        Some(first) => first
+            .iter()
+            .chain(rt.spec.models.iter().filter(|m| !first.contains(m)))
+            .cloned()
+            .collect(),
+        None => rt.spec.models.clone(),
+    };
+    let models = chain.as_slice();
+    if models.is_empty() {
         out.error = Some(super::config::AgentsConfig::no_model_help().to_owned());
         return out;
     }
@@ -326,7 +366,7 @@ pub async fn run_turn(
         || size(&messages, &system) + input.message.len() > window_chars * 3 / 4;
     if due {
         let t = tokio::time::Instant::now();
-        let compacted = compact(rt, &mut messages, summary.as_deref(), emit).await;
+        let compacted = compact(rt, models, &mut messages, summary.as_deref(), emit).await;
         out.model_time += t.elapsed();
         match compacted {
             Ok(Some((text, n))) => {
@@ -375,7 +415,7 @@ pub async fn run_turn(
         };
         out.model_calls += 1;
         let t = tokio::time::Instant::now();
-        let called = call_with_failover(rt, req, &mut thinking, emit).await;
+        let called = call_with_failover(rt, models, req, &mut thinking, emit).await;
         out.model_time += t.elapsed();
         let call = match called {
             Ok((model, r)) => {
@@ -408,11 +448,16 @@ pub async fn run_turn(
             return out;
         }
         // Independent calls of one step run in parallel; results go back in call order.
-        let results = futures_util::future::join_all(
-            call.tool_calls
-                .iter()
-                .map(|c| run_tool(rt, &input.session_key, sandbox.as_ref(), c, emit)),
-        )
+        let results = futures_util::future::join_all(call.tool_calls.iter().map(|c| {
+            run_tool(
+                rt,
+                &input.session_key,
+                input.sessions.as_ref(),
+                sandbox.as_ref(),
+                c,
+                emit,
+            )
+        }))
         .await;
         for (c, r) in call.tool_calls.iter().zip(results) {
             let m = Message::Tool {
@@ -440,7 +485,7 @@ pub async fn run_turn(
         };
         out.model_calls += 1;
         let t = tokio::time::Instant::now();
-        let critique = call_with_failover(rt, req, &mut thinking, emit).await;
+        let critique = call_with_failover(rt, models, req, &mut thinking, emit).await;
         out.model_time += t.elapsed();
         if let Ok((_, r)) = critique {
             out.usage += r.usage;
@@ -460,6 +505,7 @@ pub async fn run_turn(
 /// extends the previous summary. `None` when there is too little to compact.
 async fn compact(
     rt: &AgentRuntime,
+    models: &[ModelRef],
     messages: &mut Vec<Message>,
     previous: Option<&str>,
     emit: &(dyn Fn(TurnEvent) + Send + Sync),
@@ -507,7 +553,7 @@ async fn compact(
         max_tokens: None,
     };
     let mut thinking = Thinking::Off;
-    let (_, r) = call_with_failover(rt, req, &mut thinking, &|e| {
+    let (_, r) = call_with_failover(rt, models, req, &mut thinking, &|e| {
         if let TurnEvent::Failover { .. } = e {
             emit(e)
         }
@@ -524,12 +570,13 @@ async fn compact(
 /// Layers 1-3: profile rotation, thinking downgrade, model cascade. Returns the model used.
 async fn call_with_failover(
     rt: &AgentRuntime,
+    models: &[ModelRef],
     mut req: ChatRequest,
     thinking: &mut Thinking,
     emit: &(dyn Fn(TurnEvent) + Send + Sync),
 ) -> Result<(String, CallResult), String> {
     let mut errors: Vec<String> = Vec::new();
-    for (mi, mref) in rt.spec.models.iter().enumerate() {
+    for (mi, mref) in models.iter().enumerate() {
         if mi > 0 {
             rt.metrics.model_failover("model");
             emit(TurnEvent::Failover {
@@ -698,6 +745,7 @@ async fn call_once(
 async fn run_tool(
     rt: &AgentRuntime,
     session_key: &str,
+    sessions: Option<&super::tools::sessions::SessionsCtx>,
     sandbox: Option<&Result<Arc<crate::sandbox::SandboxHandle>, String>>,
     call: &ToolCall,
     emit: &(dyn Fn(TurnEvent) + Send + Sync),
@@ -757,6 +805,7 @@ async fn run_tool(
                     sender,
                     session_key: session_key.to_owned(),
                 });
+                ctx.sessions = sessions.cloned();
                 if let Some(Ok(handle)) = sandbox {
                     // The container's /workspace: the agent's workspace (rw) or a private
                     // scratch directory (none, ro), writable either way.

@@ -26,7 +26,8 @@ pub const CHANNELS: &[&str] = &[
     "mattermost",
 ];
 
-/// When the main session hears of a wake (Pincer has no heartbeat yet: both are "now").
+/// When the main session hears of a wake: `now` starts a turn at once, `next-heartbeat`
+/// queues the text as a system event for the agent's next heartbeat (docs/heartbeat.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WakeMode {
     #[default]

@@ -51,6 +51,9 @@ pub struct HooksCtx {
     pub agents: Vec<String>,
     /// The running channel accounts, to pick the account a reply goes out on.
     pub channels: ChannelDirectory,
+    /// Where `next-heartbeat` wakes wait for the agent's next heartbeat (`None`: they
+    /// run now).
+    pub system_events: Option<crate::schedule::heartbeat::SystemEvents>,
 }
 
 impl HooksCtx {
@@ -74,7 +77,14 @@ impl HooksCtx {
             main_key,
             agents,
             channels,
+            system_events: None,
         })
+    }
+
+    /// Lets `next-heartbeat` wakes wait for the next heartbeat.
+    pub fn with_system_events(mut self, events: crate::schedule::heartbeat::SystemEvents) -> Self {
+        self.system_events = Some(events);
+        self
     }
 }
 
@@ -216,6 +226,7 @@ async fn send(
     text: String,
     thinking: Option<crate::agent::model::Thinking>,
     origin: Option<ChannelOrigin>,
+    model: Option<String>,
 ) -> Result<String, Refusal> {
     let sessions = (ctx.sessions)().ok_or_else(unavailable)?;
     let res = sessions
@@ -228,6 +239,10 @@ async fn send(
                 compact: false,
                 mode: None,
                 origin,
+                opts: crate::session::TurnOptions {
+                    model,
+                    ..Default::default()
+                },
                 reply,
             },
             Some(Duration::from_secs(10)),
@@ -240,11 +255,35 @@ async fn send(
     }
 }
 
-/// The default agent's main session hears of the event now. Pincer has no heartbeat
-/// yet, so `next-heartbeat` is taken as `now` (documented in docs/hooks.md).
+/// The default agent's main session hears of the event: now, or with `next-heartbeat`
+/// at the agent's next heartbeat (queued durably; it makes that heartbeat call the model
+/// even when HEARTBEAT.md is unchanged). An agent without heartbeats hears of it now.
 async fn wake(ctx: &HooksCtx, hook: &str, text: &str, mode: WakeMode) -> Result<(), Refusal> {
+    if mode == WakeMode::NextHeartbeat
+        && let Some(events) = &ctx.system_events
+    {
+        match events
+            .queue(&ctx.default_agent, text, &format!("hooks:{hook}"))
+            .await
+        {
+            Ok(true) => {
+                info!(%hook, agent = %ctx.default_agent, "hook event queued for the next heartbeat");
+                return Ok(());
+            }
+            Ok(false) => {}
+            Err(e) => {
+                warn!(%hook, error = %e, "could not queue a hook event for the next heartbeat");
+                return Err((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "could not queue the event for the next heartbeat ({e}); retry shortly"
+                    ),
+                ));
+            }
+        }
+    }
     let key = format!("agent:{}:{}", ctx.default_agent, ctx.main_key);
-    let run_id = send(ctx, &key, format!("System: {text}"), None, None).await?;
+    let run_id = send(ctx, &key, format!("System: {text}"), None, None, None).await?;
     info!(%hook, session = %key, %run_id, mode = mode.as_str(), "hook woke the main session");
     Ok(())
 }
@@ -289,14 +328,15 @@ async fn agent(
         })?),
     };
     if let Some(m) = &req.model {
-        warn!(%hook, model = %m, "hook model overrides are not supported yet; the agent's model runs");
+        crate::agent::config::ModelRef::parse(m)
+            .map_err(|e| bad(format!("model {m:?}: {e} (use provider/model)")))?;
     }
     let origin = if req.deliver {
         delivery(ctx, &req.channel, req.to.as_deref(), &key, &id)
     } else {
         None
     };
-    let run_id = send(ctx, &key, req.message, thinking, origin.clone()).await?;
+    let run_id = send(ctx, &key, req.message, thinking, origin.clone(), req.model).await?;
     info!(%hook, session = %key, %run_id, deliver = origin.is_some(), wake_mode = req.wake_mode.as_str(), "hook started an agent turn");
     let sessions = ctx.sessions.clone();
     let (k, r, name, timeout) = (key.clone(), run_id.clone(), req.name, req.timeout_seconds);

@@ -9,6 +9,7 @@
 //!     └── RunActor           one turn (temporary): model calls and tools, under a deadline
 //! ```
 
+pub mod delegation;
 pub mod keys;
 pub mod lifecycle;
 pub mod methods;
@@ -153,6 +154,65 @@ pub struct Pending {
     /// The chat it came from: the reply goes back there through the outbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<ChannelOrigin>,
+    /// Models for this turn only (`provider/model`), tried before the agent's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Unix ms past which the turn is aborted with a timeout result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    /// A heartbeat: a reply of `HEARTBEAT_OK` with at most this many other characters is
+    /// kept in the transcript but not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ack_max_chars: Option<usize>,
+    /// Delegated by another session: where the result goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<delegation::Delegation>,
+}
+
+/// How a message's turn runs beyond its text (scheduler, heartbeats, hooks, delegation).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TurnOptions {
+    /// `provider/model` for this turn only.
+    pub model: Option<String>,
+    /// Served before lower ones when the agent has a queue.
+    pub priority: Priority,
+    /// Unix ms past which the turn is aborted with a timeout result.
+    pub deadline_ms: Option<u64>,
+    /// A heartbeat: a `HEARTBEAT_OK` reply with at most this many other characters is
+    /// not delivered.
+    pub heartbeat_ack_max_chars: Option<usize>,
+    pub delegation: Option<delegation::Delegation>,
+}
+
+impl Pending {
+    /// A message received now, with default options.
+    pub fn new(text: String, origin: Option<ChannelOrigin>, received_at: u64) -> Self {
+        Pending {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            text,
+            thinking: None,
+            received_at,
+            attempts: 0,
+            mode: None,
+            compact: false,
+            priority: 0,
+            origin,
+            model: None,
+            deadline_ms: None,
+            heartbeat_ack_max_chars: None,
+            delegation: None,
+        }
+    }
+
+    /// Applies a message's options.
+    pub fn with(mut self, opts: TurnOptions) -> Self {
+        self.model = opts.model;
+        self.priority = opts.priority;
+        self.deadline_ms = opts.deadline_ms;
+        self.heartbeat_ack_max_chars = opts.heartbeat_ack_max_chars;
+        self.delegation = opts.delegation;
+        self
+    }
 }
 
 fn is_zero(p: &Priority) -> bool {
@@ -182,6 +242,16 @@ pub struct SessionMeta {
     /// Where the session is in its lifecycle (see `lifecycle`).
     #[serde(default)]
     pub phase: Phase,
+    /// The chat its last answered message came from (heartbeats' `target: "last"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_origin: Option<ChannelOrigin>,
+    /// A sub-agent session: how deep in spawns it is (0: not a sub-agent).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub spawn_depth: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The result of a finished run, for `agent.wait` and the `agent` method.
@@ -237,6 +307,8 @@ struct Shared {
     collect: bool,
     reset: ResetPolicy,
     deliver: Option<DeliverSink>,
+    /// The session tools' machinery (`sessions_spawn`...).
+    delegator: delegation::Delegator,
 }
 
 /// One message of a [`SessionsMsg::SendMany`].
@@ -250,6 +322,8 @@ pub struct SendItem {
     pub stream: Option<TextStream>,
 }
 
+// A message is moved once per turn: boxing the large variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum SessionsMsg {
     /// Accepts a message for a session: durable in the inbox before the reply.
     Send {
@@ -265,6 +339,8 @@ pub enum SessionsMsg {
         /// From a chat: the reply goes back there, and a redelivery of the same platform
         /// message is answered `("", "duplicate")` and dropped.
         origin: Option<ChannelOrigin>,
+        /// Model, priority, deadline, heartbeat and delegation settings.
+        opts: TurnOptions,
         reply: RpcReplyPort<Result<(String, &'static str), String>>,
     },
     /// `Send` for a batch of chat messages (a platform's page of updates): staged in one
@@ -314,6 +390,17 @@ pub enum SessionsMsg {
     },
     /// A session's idle timer fired: pause it if it is still idle.
     Idle { key: String },
+    /// A message already in `key`'s inbox (at `seq`), staged by another session's turn
+    /// commit (a delegation's result or reply): hand it to the session.
+    Deliver {
+        key: String,
+        seq: u64,
+        pending: Box<Pending>,
+    },
+    /// Archive a finished sub-agent session once it has been quiet for `after`.
+    ArchiveLater { key: String, after: Duration },
+    /// Archive a sub-agent session now if it is idle (else try again later).
+    Archive { key: String },
 }
 
 /// A session idle this long is paused (its actor stops; the store keeps everything and
@@ -399,6 +486,111 @@ async fn pause(state: &mut SessionsState, key: &str, s: ActorRef<SessionMsg>) ->
     true
 }
 
+/// Archives a finished sub-agent session: stopped if live and idle, its transcript moved
+/// to the archive. A busy one (or one with waiting messages) is tried again later.
+async fn archive_subagent(state: &mut SessionsState, myself: &ActorRef<SessionsMsg>, key: &str) {
+    let retry = || {
+        let key = key.to_owned();
+        myself.send_after(Duration::from_secs(60), move || SessionsMsg::Archive {
+            key,
+        });
+    };
+    if let Some(s) = state.live.get(key).cloned()
+        && !pause(state, key, s).await
+    {
+        return retry();
+    }
+    let store = &state.shared.store;
+    if store.inbox::<Pending>(key).is_ok_and(|i| !i.is_empty()) {
+        return retry();
+    }
+    match store.session::<SessionMeta>(key) {
+        Ok(Some(meta)) if meta.phase != Phase::Closed => {
+            match archive(store, meta, &[], "sub-agent finished") {
+                Ok(_) => info!(session = %key, "sub-agent session archived"),
+                Err(e) => {
+                    warn!(session = %key, error = %e, "could not archive the sub-agent session")
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(e) => warn!(session = %key, error = %e, "could not read the sub-agent session"),
+    }
+}
+
+/// A session left stopped after crashing over and over: the delegated messages in its
+/// inbox are answered to their requesters with an error (and taken out), so a principal
+/// is told instead of waiting for a result that will not come.
+fn abandon_delegated(state: &SessionsState, key: &str, reason: &str) {
+    let store = &state.shared.store;
+    let Ok(inbox) = store.inbox::<Pending>(key) else {
+        return;
+    };
+    let agent = agent_of(key).unwrap_or(&state.shared.default_agent);
+    let error = format!(
+        "the session {key} kept crashing ({reason}) and was stopped; this task was abandoned"
+    );
+    let mut remove = Vec::new();
+    let mut forward = Vec::new();
+    for (seq, p) in &inbox {
+        let Some(d) = &p.delegation else { continue };
+        remove.push(*seq);
+        if let Some(f) =
+            delegation::follow_up(key, agent, d, "", Some(&error), p.attempts, now_ms())
+        {
+            forward.push(f);
+        }
+        if matches!(d.kind, delegation::DelegationKind::Spawn { .. }) {
+            state.shared.delegator.landed(&d.correlation_id);
+        }
+    }
+    if remove.is_empty() {
+        return;
+    }
+    match store.inbox_forward(key, &remove, &forward) {
+        Ok(staged) => {
+            for ((to, seq), (_, p)) in staged.into_iter().zip(forward) {
+                warn!(session = %key, requester = %to, "told the requester its delegated task was abandoned");
+                let _ = state
+                    .shared
+                    .delegator
+                    .sessions()
+                    .cast(SessionsMsg::Deliver {
+                        key: to,
+                        seq,
+                        pending: Box::new(p),
+                    });
+            }
+        }
+        Err(e) => warn!(session = %key, error = %e, "could not answer the abandoned delegations"),
+    }
+}
+
+/// Sub-agent sessions left from before a restart: archived when their time has come,
+/// scheduled otherwise.
+fn sweep_subagents(state: &SessionsState, myself: &ActorRef<SessionsMsg>) {
+    let Ok(all) = state.shared.store.sessions::<SessionMeta>() else {
+        return;
+    };
+    let now = now_ms();
+    for (key, meta) in all {
+        if meta.phase == Phase::Closed
+            || delegation::session_kind(&key, &state.shared.main_key) != "subagent"
+        {
+            continue;
+        }
+        let after = state
+            .shared
+            .agents
+            .runtime(&meta.agent_id)
+            .map(|rt| rt.spec.subagents.archive_after)
+            .unwrap_or(Duration::from_secs(3600));
+        let age = Duration::from_millis(now.saturating_sub(meta.updated_at));
+        let wait = after.saturating_sub(age);
+        myself.send_after(wait, move || SessionsMsg::Archive { key });
+    }
+}
+
 /// Closes a session for a reset: its transcript and metadata go to the archive in one
 /// durable commit with the CLOSING and CLOSED transitions (and any not yet written).
 fn archive(
@@ -433,6 +625,13 @@ impl Actor for SessionsActor {
         myself: ActorRef<SessionsMsg>,
         args: SessionsArgs,
     ) -> Result<SessionsState, ActorProcessingErr> {
+        let delegator = delegation::Delegator::new(
+            myself.clone(),
+            args.store.clone(),
+            args.agents.clone(),
+            args.default_agent.clone(),
+            args.main_key.clone(),
+        );
         let mut state = SessionsState {
             shared: Arc::new(Shared {
                 store: args.store,
@@ -444,10 +643,12 @@ impl Actor for SessionsActor {
                 collect: args.collect,
                 reset: args.reset,
                 deliver: args.deliver,
+                delegator,
             }),
             live: HashMap::new(),
             restarts: HashMap::new(),
         };
+        sweep_subagents(&state, &myself);
         // Messages accepted before a crash or restart are answered now.
         let waiting = state.shared.store.inbox_keys()?;
         for key in waiting {
@@ -474,6 +675,7 @@ impl Actor for SessionsActor {
                 compact,
                 mode,
                 origin,
+                opts,
                 reply,
             } => {
                 let session = match state.session(&myself, &key).await {
@@ -484,16 +686,12 @@ impl Actor for SessionsActor {
                     }
                 };
                 let pending = Pending {
-                    run_id: uuid::Uuid::new_v4().to_string(),
-                    text,
                     thinking,
-                    received_at: now_ms(),
-                    attempts: 0,
                     compact,
                     mode,
-                    priority: 0,
-                    origin,
-                };
+                    ..Pending::new(text, origin, now_ms())
+                }
+                .with(opts);
                 // Durable before it is acknowledged: staged here (quick), acknowledged by
                 // the session once a shared durable commit has it, while its turn starts.
                 let store = &state.shared.store;
@@ -531,17 +729,7 @@ impl Actor for SessionsActor {
                 for item in items {
                     match state.session(&myself, &item.key).await {
                         Ok(session) => {
-                            let pending = Pending {
-                                run_id: uuid::Uuid::new_v4().to_string(),
-                                text: item.text,
-                                thinking: None,
-                                received_at: now,
-                                attempts: 0,
-                                compact: false,
-                                mode: None,
-                                priority: 0,
-                                origin: item.origin,
-                            };
+                            let pending = Pending::new(item.text, item.origin, now);
                             staged.push((item.key, session, pending, (item.reply, item.stream)));
                         }
                         Err(e) => {
@@ -677,6 +865,29 @@ impl Actor for SessionsActor {
             SessionsMsg::Resume { key, reply } => {
                 let _ = reply.send(state.session(&myself, &key).await.map(|_| ()));
             }
+            SessionsMsg::Deliver { key, seq, pending } => {
+                match state.session(&myself, &key).await {
+                    Ok(s) => {
+                        let _ = s.cast(SessionMsg::Enqueue {
+                            seq,
+                            pending: *pending,
+                            stream: None,
+                            reply: None,
+                            stored: None,
+                        });
+                    }
+                    // It stays in the inbox: the next start of that session answers it.
+                    Err(e) => {
+                        warn!(session = %key, error = %e, "could not hand over a delegated message")
+                    }
+                }
+            }
+            SessionsMsg::ArchiveLater { key, after } => {
+                myself.send_after(after, move || SessionsMsg::Archive { key });
+            }
+            SessionsMsg::Archive { key } => {
+                archive_subagent(state, &myself, &key).await;
+            }
             SessionsMsg::Pause { key, reply } => {
                 let paused = match state.live.get(&key).cloned() {
                     Some(s) => pause(state, &key, s).await,
@@ -719,6 +930,7 @@ impl Actor for SessionsActor {
         entry.1 += 1;
         if entry.1 > MAX_SESSION_RESTARTS {
             warn!(session = %key, %reason, "session keeps crashing; left stopped until the next message or start");
+            abandon_delegated(state, &key, &reason);
             return Ok(());
         }
         warn!(session = %key, %reason, "session crashed; restarting it from the store");
@@ -727,6 +939,23 @@ impl Actor for SessionsActor {
         }
         Ok(())
     }
+}
+
+/// The token a heartbeat turn answers when nothing needs the user's attention.
+pub const HEARTBEAT_OK: &str = "HEARTBEAT_OK";
+
+/// Whether a heartbeat's reply is an acknowledgement to swallow: `HEARTBEAT_OK` at its
+/// start or end, with at most `max_chars` characters of anything else.
+pub fn is_heartbeat_ack(text: &str, max_chars: usize) -> bool {
+    let t = text.trim();
+    let rest = if let Some(r) = t.strip_prefix(HEARTBEAT_OK) {
+        r
+    } else if let Some(r) = t.strip_suffix(HEARTBEAT_OK) {
+        r
+    } else {
+        return false;
+    };
+    rest.trim().chars().count() <= max_chars
 }
 
 /// What a chat is sent for a turn: its text, or what went wrong (nothing when it was
@@ -740,6 +969,7 @@ fn chat_reply(text: &str, error: Option<&str>) -> Option<String> {
     }
 }
 
+#[allow(clippy::large_enum_variant)]
 pub enum SessionMsg {
     Enqueue {
         seq: u64,
@@ -1127,6 +1357,14 @@ fn reply_origins(parts: &[(u64, Pending)]) -> Vec<ChannelOrigin> {
     out
 }
 
+/// The delegations among a turn's messages.
+fn delegations(parts: &[(u64, Pending)]) -> Vec<delegation::Delegation> {
+    parts
+        .iter()
+        .filter_map(|(_, p)| p.delegation.clone())
+        .collect()
+}
+
 /// Drops leading tool results and assistant tool calls whose turn start was cut off by
 /// the history window, so the model always sees whole exchanges.
 fn trim_to_turn_start(mut h: VecDeque<Message>) -> VecDeque<Message> {
@@ -1150,6 +1388,55 @@ fn fresh_meta(key: &str, agent_id: &str, now: u64) -> SessionMeta {
 }
 
 impl SessionState {
+    /// After a delegated turn is on disk: the audit log, the in-flight count, and the
+    /// sub-agent session's archiving.
+    fn delegated_done(&self, delegations: &[delegation::Delegation], out: &TurnOutput) {
+        use delegation::DelegationKind;
+        for d in delegations {
+            let (kind, outcome) = match &d.kind {
+                DelegationKind::Result => continue,
+                DelegationKind::Spawn { .. } => {
+                    self.shared.delegator.landed(&d.correlation_id);
+                    let _ = self.sessions.cast(SessionsMsg::ArchiveLater {
+                        key: self.key.clone(),
+                        after: self.agent.spec.subagents.archive_after,
+                    });
+                    let skipped =
+                        out.error.is_none() && out.text.trim() == delegation::ANNOUNCE_SKIP;
+                    (
+                        "delegation.result",
+                        if skipped {
+                            "skipped"
+                        } else {
+                            delegation::outcome(out.error.as_deref())
+                        },
+                    )
+                }
+                DelegationKind::Send { .. } => {
+                    ("agent.reply", delegation::outcome(out.error.as_deref()))
+                }
+            };
+            let rec = crate::audit::AuditRecord {
+                ts: now_ms(),
+                kind: kind.into(),
+                actor: self.key.clone(),
+                target: Some(d.requester.clone()),
+                agents: vec![
+                    self.agent.spec.id.clone(),
+                    agent_of(&d.requester)
+                        .unwrap_or(&self.shared.default_agent)
+                        .to_owned(),
+                ],
+                correlation_id: Some(d.correlation_id.clone()),
+                outcome: outcome.into(),
+                detail: json!({"error": out.error, "usage": out.usage}),
+            };
+            if let Err(e) = self.shared.store.audit_append(&rec) {
+                warn!(session = %self.key, error = %e, "could not write the audit record");
+            }
+        }
+    }
+
     fn idle(&self) -> bool {
         self.running.is_none() && self.queue.is_empty() && self.waiters.is_empty()
     }
@@ -1304,6 +1591,14 @@ impl SessionState {
                 .collect::<Vec<_>>()
                 .join("\n\n");
         }
+        // A sub-agent's task sets how deep in spawns this session is.
+        if let Some(d) = parts.iter().find_map(|(_, p)| {
+            p.delegation
+                .as_ref()
+                .filter(|d| matches!(d.kind, delegation::DelegationKind::Spawn { .. }))
+        }) {
+            self.meta.spawn_depth = d.depth;
+        }
         let main_session = keys::is_main(&self.key, &self.agent.spec.id, &self.shared.main_key);
         let prompt = prompt::assemble(PromptInput {
             agent_id: &self.agent.spec.id,
@@ -1335,12 +1630,28 @@ impl SessionState {
                 .as_ref()
                 .filter(|(seq, _)| parts.iter().any(|(s, _)| s == seq))
                 .map(|(_, d)| d.clone()),
+            models: None,
+            sessions: Some(crate::agent::tools::sessions::SessionsCtx {
+                tools: Arc::new(self.shared.delegator.clone()),
+                caller: crate::agent::tools::sessions::Caller {
+                    session_key: self.key.clone(),
+                    agent_id: self.agent.spec.id.clone(),
+                    run_id: pending.run_id.clone(),
+                    origin: pending
+                        .origin
+                        .clone()
+                        .or_else(|| self.meta.last_origin.clone()),
+                    depth: self.meta.spawn_depth,
+                },
+            }),
         };
         let args = RunArgs {
             run_id: pending.run_id.clone(),
             agent: self.agent.clone(),
             agents: self.shared.agents.clone(),
             priority: pending.priority,
+            model: pending.model.clone(),
+            deadline_ms: pending.deadline_ms,
             input: std::sync::Mutex::new(Some(input)),
             session: myself.clone(),
         };
@@ -1369,7 +1680,9 @@ impl SessionState {
                 };
                 let seqs: Vec<u64> = parts.iter().map(|(s, _)| *s).collect();
                 let origins = reply_origins(&parts);
-                self.record(&seqs, &pending, &origins, out).await;
+                let delegations = delegations(&parts);
+                self.record(&seqs, &pending, &origins, &delegations, out)
+                    .await;
             }
         }
     }
@@ -1429,7 +1742,10 @@ impl SessionState {
         let event_seq = running.event_seq + 1;
         let seqs: Vec<u64> = running.parts.iter().map(|(s, _)| *s).collect();
         let origins = reply_origins(&running.parts);
-        let summary = self.record(&seqs, &running.pending, &origins, out).await;
+        let delegations = delegations(&running.parts);
+        let summary = self
+            .record(&seqs, &running.pending, &origins, &delegations, out)
+            .await;
         // Messages collected into this turn get the same answer under their own run ids.
         let mut summaries = vec![summary.clone()];
         for (_, p) in running.parts.iter().skip(1) {
@@ -1477,6 +1793,7 @@ impl SessionState {
         seqs: &[u64],
         pending: &Pending,
         origins: &[ChannelOrigin],
+        delegations: &[delegation::Delegation],
         out: TurnOutput,
     ) -> RunSummary {
         let now = now_ms();
@@ -1534,14 +1851,40 @@ impl SessionState {
         let transitions = std::mem::take(&mut self.transitions);
         // One reply per chat the turn answered: messages from several chats can share a
         // session (dmScope main) and be collected into one turn.
+        // A heartbeat that found nothing to do stays out of the chat.
+        let ack = pending
+            .heartbeat_ack_max_chars
+            .is_some_and(|max| out.error.is_none() && is_heartbeat_ack(&out.text, max));
+        if let Some(o) = origins.last() {
+            self.meta.last_origin = Some(o.clone());
+        }
         let outbox: Vec<OutboxRow> = origins
             .iter()
-            .filter(|_| !pending.compact)
+            .filter(|_| !pending.compact && !ack)
             .filter_map(|o| {
                 let text = chat_reply(&out.text, out.error.as_deref())?;
                 Some(OutboxRow::new(o.clone(), text, &self.key, &run_id))
             })
             .collect();
+        // A delegated message's result goes on (to the requester) in the same commit.
+        let follow_ups: Vec<(String, Pending)> = if pending.compact {
+            Vec::new()
+        } else {
+            delegations
+                .iter()
+                .filter_map(|d| {
+                    delegation::follow_up(
+                        &self.key,
+                        &self.agent.spec.id,
+                        d,
+                        &out.text,
+                        out.error.as_deref(),
+                        pending.attempts,
+                        now,
+                    )
+                })
+                .collect()
+        };
         let committed = self
             .shared
             .store
@@ -1552,16 +1895,25 @@ impl SessionState {
                 entries,
                 transitions,
                 outbox,
+                follow_ups.clone(),
             )
             .await;
         match committed {
             // A reply leaves for its chat only once its turn is on disk: a crash before
             // that re-runs the turn instead of answering twice.
-            Ok((_, ids)) => {
+            Ok((_, ids, staged)) => {
                 self.persisted = true;
                 for (id, o) in ids.iter().zip(origins) {
                     self.deliver(&[*id], o);
                 }
+                for ((key, seq), (_, p)) in staged.into_iter().zip(follow_ups) {
+                    let _ = self.sessions.cast(SessionsMsg::Deliver {
+                        key,
+                        seq,
+                        pending: Box::new(p),
+                    });
+                }
+                self.delegated_done(delegations, &out);
             }
             Err(e) => warn!(session = %self.key, error = %e, "could not record the turn"),
         }
@@ -1628,6 +1980,9 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// How the error of a run aborted at its delegation's deadline starts.
+pub const DEADLINE_EXCEEDED: &str = "deadline exceeded";
+
 pub enum RunMsg {
     Start,
 }
@@ -1640,6 +1995,10 @@ pub struct RunArgs {
     /// Where the turn asks its AgentActor for a slot (and the runtime to run on).
     agents: AgentDirectory,
     priority: Priority,
+    /// `provider/model` for this turn only.
+    model: Option<String>,
+    /// Unix ms: the turn is aborted past it (a delegation's deadline).
+    deadline_ms: Option<u64>,
     input: std::sync::Mutex<Option<TurnInput>>,
     session: ActorRef<SessionMsg>,
 }
@@ -1664,8 +2023,20 @@ impl Actor for RunActor {
         _msg: RunMsg,
         state: &mut RunArgs,
     ) -> Result<(), ActorProcessingErr> {
-        let Some(input) = state.input.lock().unwrap().take() else {
+        let Some(mut input) = state.input.lock().unwrap().take() else {
             return Ok(());
+        };
+        let bad_model = match state
+            .model
+            .as_deref()
+            .map(crate::agent::config::ModelRef::parse)
+        {
+            Some(Ok(m)) => {
+                input.models = Some(vec![m]);
+                None
+            }
+            Some(Err(e)) => Some(format!("this turn's model {:?}: {e}", state.model)),
+            None => None,
         };
         let session = state.session.clone();
         let run_id = state.run_id.clone();
@@ -1678,11 +2049,25 @@ impl Actor for RunActor {
                 });
             }
         };
-        let deadline = state.agent.spec.timeout;
+        let mut deadline = state.agent.spec.timeout;
+        // A delegation's deadline, when it is sooner than the agent's own.
+        let delegated = state
+            .deadline_ms
+            .map(|d| Duration::from_millis(d.saturating_sub(now_ms())));
+        let by_delegation = delegated.is_some_and(|d| d < deadline);
+        if let Some(d) = delegated {
+            deadline = deadline.min(d);
+        }
         // The wait for a slot counts toward the deadline: a turn stuck behind others ends
         // with the same clear error as a slow one.
         let (agents, id, priority) = (&state.agents, &state.agent.spec.id, state.priority);
         let admitted_turn = async {
+            if let Some(e) = bad_model {
+                return TurnOutput {
+                    error: Some(e),
+                    ..Default::default()
+                };
+            }
             match agents.admit(id, &run_id, priority).await {
                 Ok(admission) => run_turn(&admission.runtime, input, &emit).await,
                 Err(e) => TurnOutput {
@@ -1693,6 +2078,13 @@ impl Actor for RunActor {
         };
         let output = match tokio::time::timeout(deadline, admitted_turn).await {
             Ok(out) => out,
+            Err(_) if by_delegation => TurnOutput {
+                error: Some(format!(
+                    "{DEADLINE_EXCEEDED}: the delegation's deadline passed after {:.1}s and the run was aborted",
+                    deadline.as_secs_f64()
+                )),
+                ..Default::default()
+            },
             Err(_) => TurnOutput {
                 error: Some(format!(
                     "the turn took longer than its deadline of {}s (agents.defaults.timeoutSeconds)",
@@ -1718,20 +2110,17 @@ mod tests {
     fn a_turn_collecting_several_chats_answers_each_chat_once() {
         let msg = |chat: &str, id: &str| Pending {
             run_id: id.into(),
-            text: "hi".into(),
-            thinking: None,
-            received_at: 0,
-            attempts: 0,
-            compact: false,
-            mode: None,
-            priority: 0,
-            origin: Some(ChannelOrigin {
-                channel: "telegram".into(),
-                account: "a".into(),
-                to: chat.into(),
-                thread: None,
-                message_id: id.into(),
-            }),
+            ..Pending::new(
+                "hi".into(),
+                Some(ChannelOrigin {
+                    channel: "telegram".into(),
+                    account: "a".into(),
+                    to: chat.into(),
+                    thread: None,
+                    message_id: id.into(),
+                }),
+                0,
+            )
         };
         let mut no_origin = msg("x", "r0");
         no_origin.origin = None;
@@ -1750,6 +2139,17 @@ mod tests {
             [("1".into(), "m1".into()), ("2".into(), "m2".into())],
             "one reply per chat, answering its first message"
         );
+    }
+
+    #[test]
+    fn heartbeat_acks_are_recognised() {
+        assert!(is_heartbeat_ack("HEARTBEAT_OK", 0));
+        assert!(is_heartbeat_ack("  HEARTBEAT_OK\n", 0));
+        assert!(is_heartbeat_ack("All quiet. HEARTBEAT_OK", 20));
+        assert!(is_heartbeat_ack("HEARTBEAT_OK nothing due", 12));
+        assert!(!is_heartbeat_ack("HEARTBEAT_OK nothing due", 5));
+        assert!(!is_heartbeat_ack("Your flight leaves in 2 hours.", 300));
+        assert!(!is_heartbeat_ack("I said HEARTBEAT_OK earlier, but", 300));
     }
 
     #[test]

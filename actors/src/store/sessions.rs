@@ -274,11 +274,14 @@ impl Store {
         Ok(last)
     }
 
-    /// `complete_turn` that also records lifecycle transitions and puts replies for chats
-    /// in the outbox (returning their ids), in a durable commit shared with the other sessions' turns
-    /// ending at the same time (`Store::write_shared`): one fsync for all of them, and the
-    /// caller's tokio worker never waits for the disk.
-    pub async fn complete_turn_shared<M, E, T, O>(
+    /// `complete_turn` that also records lifecycle transitions, puts replies for chats in
+    /// the outbox and messages for other sessions in their inboxes (a delegation's result
+    /// announced to the session that asked), in a durable commit shared with the other
+    /// sessions' turns ending at the same time (`Store::write_shared`): one fsync for all
+    /// of them, and the caller's tokio worker never waits for the disk. Returns the last
+    /// transcript seq, the outbox ids and the `(session key, inbox seq)` of each message.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    pub async fn complete_turn_shared<M, E, T, O, P>(
         &self,
         key: String,
         inbox_seqs: Vec<u64>,
@@ -286,16 +289,18 @@ impl Store {
         entries: Vec<E>,
         transitions: Vec<T>,
         outbox: Vec<O>,
-    ) -> Result<(u64, Vec<u64>), StoreError>
+        messages: Vec<(String, P)>,
+    ) -> Result<(u64, Vec<u64>, Vec<(String, u64)>), StoreError>
     where
         M: Serialize + Send + 'static,
         E: Serialize + Send + 'static,
         T: Serialize + Send + 'static,
         O: Serialize + Send + 'static,
+        P: Serialize + Send + 'static,
     {
         let store = self.clone();
         self.write_shared(move |tx| {
-            store.write_turn(
+            let (last, ids) = store.write_turn(
                 tx,
                 &key,
                 &inbox_seqs,
@@ -303,9 +308,47 @@ impl Store {
                 &entries,
                 &transitions,
                 &outbox,
-            )
+            )?;
+            let mut staged = Vec::with_capacity(messages.len());
+            if !messages.is_empty() {
+                let mut t = tx.open_table(INBOX).map_err(|e| store.db_err(e))?;
+                for (to, msg) in &messages {
+                    let seq = last_seq(&t, to).map_err(|e| store.db_err(e))? + 1;
+                    t.insert((to.as_str(), seq), to_json(msg).as_slice())
+                        .map_err(|e| store.db_err(e))?;
+                    staged.push((to.clone(), seq));
+                }
+            }
+            Ok((last, ids, staged))
         })
         .await
+    }
+
+    /// Removes messages from `key`'s inbox and puts `messages` in other sessions' inboxes,
+    /// in one durable commit (a session abandoned after crashing over and over hands its
+    /// delegated messages' error results on). Returns `(session key, inbox seq)` of each.
+    pub fn inbox_forward<P: Serialize>(
+        &self,
+        key: &str,
+        remove: &[u64],
+        messages: &[(String, P)],
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        let mut staged = Vec::with_capacity(messages.len());
+        {
+            let mut t = tx.open_table(INBOX).map_err(|e| self.db_err(e))?;
+            for seq in remove {
+                t.remove((key, *seq)).map_err(|e| self.db_err(e))?;
+            }
+            for (to, msg) in messages {
+                let seq = last_seq(&t, to).map_err(|e| self.db_err(e))? + 1;
+                t.insert((to.as_str(), seq), to_json(msg).as_slice())
+                    .map_err(|e| self.db_err(e))?;
+                staged.push((to.clone(), seq));
+            }
+        }
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(staged)
     }
 
     /// A turn's writes: lifecycle transitions, outbox rows, transcript entries, metadata,

@@ -10,6 +10,11 @@
 //! | `process`     | `group:runtime`   | high   | [`exec`]    |
 //! | `web_fetch`   | `group:web`       | high   | [`web`]     |
 //! | `message`     | `group:messaging` | high   | [`message`] |
+//! | `sessions_spawn` | `group:sessions` | medium | [`sessions`] |
+//! | `sessions_send`  | `group:sessions` | medium | [`sessions`] |
+//! | `sessions_list`  | `group:sessions` | low    | [`sessions`] |
+//! | `sessions_history` | `group:sessions` | low  | [`sessions`] |
+//! | `agents_list`    | `group:agents`   | low    | [`sessions`] |
 //!
 //! A tool is a stateless value; what a call may touch comes in its [`ToolContext`]: the
 //! workspace root every path resolves in ([`path::resolve`]), the workspace access level,
@@ -28,6 +33,7 @@ pub mod patch;
 pub mod path;
 pub mod policy;
 pub mod process;
+pub mod sessions;
 pub mod web;
 
 use std::path::PathBuf;
@@ -157,6 +163,8 @@ pub struct ToolContext {
     pub sandbox: Option<Arc<dyn SandboxRunner>>,
     /// The gateway's channel accounts, for `message` (None: nothing to send with).
     pub outbound: Option<message::OutboundCtx>,
+    /// The calling session and the delegation machinery, for the session tools.
+    pub sessions: Option<sessions::SessionsCtx>,
 }
 
 impl ToolContext {
@@ -169,6 +177,7 @@ impl ToolContext {
             limits: Limits::default(),
             sandbox: None,
             outbound: None,
+            sessions: None,
         }
     }
 
@@ -241,6 +250,11 @@ pub fn builtin() -> Vec<Arc<dyn Tool>> {
         Arc::new(exec::Process),
         Arc::new(web::WebFetch),
         Arc::new(message::Message),
+        Arc::new(sessions::SessionsSpawn),
+        Arc::new(sessions::SessionsSend),
+        Arc::new(sessions::SessionsList),
+        Arc::new(sessions::SessionsHistory),
+        Arc::new(sessions::AgentsList),
     ]
 }
 
@@ -317,7 +331,12 @@ mod tests {
                 "exec",
                 "process",
                 "web_fetch",
-                "message"
+                "message",
+                "sessions_spawn",
+                "sessions_send",
+                "sessions_list",
+                "sessions_history",
+                "agents_list"
             ]
         );
         for t in &tools {
