@@ -4,6 +4,7 @@
 pub mod actor;
 pub mod config;
 pub mod failover;
+pub mod methods;
 pub mod model;
 pub mod prompt;
 pub mod providers;

@@ -353,7 +353,8 @@ pub fn press(inbound: &Inbound, p: &Press) -> PressAnswer {
     let Some(approvals) = &ctx.approvals else {
         return PressAnswer::Gone;
     };
-    if approvals.resolve(&p.id, p.allow) {
+    // Audited as `<channel>:<account>:<user id>`.
+    if approvals.resolve_by(&p.id, p.allow, &format!("{}:{}", cfg.key(), p.user_id)) {
         info!(channel = %cfg.key(), approval = %p.id, user = %p.user_id, allow = p.allow, "approval answered from the chat");
         PressAnswer::Done(if p.allow { "Approved" } else { "Denied" })
     } else {

@@ -9,14 +9,21 @@ use super::ConfigError;
 use super::watcher::{ConfigMsg, schema_response};
 use crate::gateway::{CallContext, MethodRegistry, MethodResult};
 use crate::protocol::{ErrorShape, scopes};
+use crate::store::Store;
 
 /// Finds the running ConfigWatcher (its ref changes when its supervisor restarts it).
 pub type WatcherLookup = std::sync::Arc<dyn Fn() -> Option<ActorRef<ConfigMsg>> + Send + Sync>;
 
 /// Registers `config.get`, `config.schema`, `config.set`, `config.patch`, `config.apply`.
 /// Scopes as in OpenClaw 2026.9.6 (`src/gateway/methods/core-descriptors.ts`): reading
-/// needs `operator.read` (secrets are redacted), writing needs `operator.admin`.
-pub fn register(registry: &mut MethodRegistry, watcher: WatcherLookup, version: &str) {
+/// needs `operator.read` (secrets are redacted), writing needs `operator.admin`. Every
+/// accepted write is recorded in `audit`'s audit log (the changed paths, never values).
+pub fn register(
+    registry: &mut MethodRegistry,
+    watcher: WatcherLookup,
+    version: &str,
+    audit: Store,
+) {
     let w = watcher.clone();
     registry.method(
         "config.get",
@@ -47,14 +54,18 @@ pub fn register(registry: &mut MethodRegistry, watcher: WatcherLookup, version: 
         ("config.patch", true),
         ("config.apply", false),
     ] {
-        let w = watcher.clone();
-        registry.side_effecting(name, scopes::ADMIN, move |_c: CallContext, p: Value| {
-            let w = w();
+        let (w, store) = (watcher.clone(), audit.clone());
+        registry.side_effecting(name, scopes::ADMIN, move |c: CallContext, p: Value| {
+            let (w, store) = (w(), store.clone());
             async move {
                 let Some(w) = w else {
                     return Err(unavailable());
                 };
-                write(&w, name, patch, p).await
+                let result = write(&w, name, patch, p).await;
+                if let Ok(v) = &result {
+                    record_change(&store, &c, name, v);
+                }
+                result
             }
         });
     }
@@ -120,6 +131,27 @@ async fn write(w: &ActorRef<ConfigMsg>, method: &str, patch: bool, params: Value
         Ok(CallResult::Success(Err(e))) => Err(to_error(e)),
         _ => Err(unavailable()),
     }
+}
+
+/// Audits an accepted write: the method, the client, the paths that changed.
+fn record_change(store: &Store, c: &CallContext, method: &str, result: &Value) {
+    let paths = |k: &str| -> Vec<String> {
+        result["diff"][k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut rec = crate::audit::AuditRecord::config_change(
+        crate::audit::ACTOR_OPERATOR,
+        &paths("changed"),
+        &paths("restartRequired"),
+    );
+    rec.detail["method"] = json!(method);
+    rec.detail["client"] = json!(c.client.id);
+    rec.detail["connId"] = json!(&*c.conn_id);
+    crate::audit::record(store, rec);
 }
 
 fn to_error(e: ConfigError) -> ErrorShape {

@@ -72,6 +72,8 @@ pub struct ConfigWatcherArgs {
     pub updates: Arc<OutputPort<ConfigUpdate>>,
     /// Whether to watch the file system (off in tests that drive reloads by message).
     pub watch: bool,
+    /// Where edits of the file are recorded (`config.change` by `config-file`).
+    pub audit: Option<crate::store::Store>,
 }
 
 pub struct ConfigWatcherState {
@@ -82,6 +84,7 @@ pub struct ConfigWatcherState {
     updates: Arc<OutputPort<ConfigUpdate>>,
     _watcher: Option<RecommendedWatcher>,
     generation: u64,
+    audit: Option<crate::store::Store>,
 }
 
 pub enum ConfigMsg {
@@ -140,6 +143,7 @@ impl Actor for ConfigWatcher {
             updates: args.updates,
             _watcher: watcher,
             generation: 0,
+            audit: args.audit,
         })
     }
 
@@ -342,6 +346,14 @@ impl ConfigWatcherState {
             warn!(keys = ?d.restart_required, "config changed; these keys apply after a restart of the gateway");
         }
         info!(changed = ?d.changed, "config reloaded");
+        if let Some(store) = &self.audit {
+            let rec = crate::audit::AuditRecord::config_change(
+                crate::audit::ACTOR_CONFIG_FILE,
+                &d.changed,
+                &d.restart_required,
+            );
+            crate::audit::record(store, rec);
+        }
         self.accept(loaded, d);
     }
 
@@ -424,6 +436,7 @@ mod tests {
                 initial,
                 updates,
                 watch,
+                audit: None,
             },
         )
         .await

@@ -116,6 +116,7 @@ pub(super) async fn send(ctx: &ChatContext, out: Outgoing<'_>) -> Result<Value, 
                 compact,
                 mode: mode.map(str::to_owned),
                 origin: None,
+                opts: Default::default(),
                 reply,
             },
             Some(Duration::from_secs(10)),
@@ -436,36 +437,6 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
         }
     });
     let c = ctx.clone();
-    registry.method("agents.list", scopes::READ, move |_cc: CallContext, _p: Value| {
-        let c = c.clone();
-        async move {
-            let mut agents: Vec<Value> = Vec::new();
-            for a in &c.agents.agents {
-                let mut v = json!({"id": a.id, "name": a.name, "default": a.id == c.agents.default_agent,
-                    "workspace": a.workspace.display().to_string(),
-                    "model": a.models.first().map(ToString::to_string),
-                    "fallbacks": a.models.iter().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
-                    "toolProfile": a.tool_profile});
-                // What its AgentActor is doing: turns running and waiting for a slot.
-                if let Some(actor) = c.directory.as_ref().and_then(|d| d.actor(&a.id))
-                    && let Ok(CallResult::Success(st)) = actor
-                        .call(
-                            |reply| crate::agent::actor::AgentMsg::Status { reply },
-                            Some(Duration::from_secs(2)),
-                        )
-                        .await
-                {
-                    v["running"] = json!(st.running);
-                    v["waiting"] = json!(st.waiting);
-                    v["maxConcurrent"] = json!(st.max_concurrent);
-                    v["turnsAdmitted"] = json!(st.admitted);
-                }
-                agents.push(v);
-            }
-            Ok(json!({"defaultId": c.agents.default_agent, "mainKey": c.agents.main_key, "agents": agents}))
-        }
-    });
-    let c = ctx.clone();
     registry.method(
         "agents.prompt",
         scopes::READ,
@@ -478,7 +449,7 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
     registry.method(
         "exec.approval.resolve",
         scopes::APPROVALS,
-        move |_cc: CallContext, p: Value| {
+        move |cc: CallContext, p: Value| {
             let c = c.clone();
             async move {
                 let id = str_param(&p, "id")
@@ -492,7 +463,9 @@ pub fn register(registry: &mut MethodRegistry, ctx: Arc<ChatContext>) {
                         )));
                     }
                 };
-                if c.approvals.resolve(id, allow) {
+                if c.approvals
+                    .resolve_by(id, allow, &format!("operator:{}", cc.client.id))
+                {
                     Ok(json!({"ok": true}))
                 } else {
                     Err(bad(format!(
