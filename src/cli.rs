@@ -56,11 +56,14 @@ pub enum Command {
     Agent(AgentArgs),
     /// Chat with an agent in the terminal, one turn per line (/new, /quit)
     Chat(ChatArgs),
-    /// List the agents, or show what a turn sends to the model (`agents prompt`)
+    /// List, add or remove agents, or show what a turn sends to the model (`agents prompt`)
     Agents {
         #[command(subcommand)]
-        cmd: AgentsCmd,
+        cmd: AgentsCommand,
     },
+    /// The audit log: exec approvals, config changes, delegations and cross-agent
+    /// messages, oldest first (the `audit.query` method)
+    Audit(AuditArgs),
     /// List, show or reset sessions
     Sessions {
         #[command(subcommand)]
@@ -85,6 +88,11 @@ pub enum Command {
     Message {
         #[command(subcommand)]
         cmd: MessageCmd,
+    },
+    /// Scheduled jobs: add, list, remove, run now, run history (see docs/cron.md)
+    Cron {
+        #[command(subcommand)]
+        cmd: crate::cron_cmd::CronCmd,
     },
     /// Run the local mock LLM server (OpenAI, Anthropic and Gemini wire formats, scripted
     /// replies and faults) for testing a setup without a real provider
@@ -131,7 +139,7 @@ pub struct RunArgs {
     pub bind: Option<String>,
     /// Debug aid: make a supervised actor fail on purpose, e.g. `gateway:panic@3` (panic
     /// at its 3rd message), `config-watcher:error@1`; actors: config-watcher, gateway,
-    /// config-reloader, sandboxes, sandbox, agent, sessions, session, run and
+    /// config-reloader, sandboxes, sandbox, agent, sessions, session, run, scheduler and
     /// channel-CHANNEL-ACCOUNT (e.g. channel-telegram-default); repeatable
     #[arg(long = "inject-fault", value_name = "ACTOR:KIND@N")]
     pub faults: Vec<String>,
@@ -195,6 +203,73 @@ pub enum AgentsCmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+/// `pincer agents ...`: what the gateway reports, and edits of `agents.list[]`.
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    #[command(flatten)]
+    Gateway(AgentsCmd),
+    /// Add an agent to agents.list in pincer.json and create its workspace; the gateway
+    /// starts it when it next starts
+    Add(AgentsAddArgs),
+    /// Remove an agent from agents.list in pincer.json; a running gateway stops it when
+    /// restarted (its sessions stay in the store)
+    Remove(AgentsRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentsAddArgs {
+    /// Agent id: lowercase letters, digits, - and _ (used in session keys agent:<id>:...)
+    pub id: String,
+    /// Model as provider/model (default: agents.defaults.model)
+    #[arg(long, value_name = "PROVIDER/MODEL")]
+    pub model: Option<String>,
+    /// Workspace directory (default: <state dir>/workspace-<id>); created with the
+    /// workspace files if missing
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Display name (default: the id)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Make it the default agent (the one that answers when no binding says otherwise)
+    #[arg(long)]
+    pub default: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentsRemoveArgs {
+    /// Agent id
+    pub id: String,
+    /// Also delete the agent's workspace directory (refused when another agent uses it)
+    #[arg(long)]
+    pub delete_workspace: bool,
+    /// The agent that becomes the default; needed to remove the default agent
+    #[arg(long, value_name = "ID")]
+    pub new_default: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only records from this time on: a duration back from now (30m, 2h, 1d, 1w, 1h30m),
+    /// an RFC 3339 time (2026-01-31T09:00:00Z, 2026-01-31T10:00:00+01:00) or unix
+    /// milliseconds
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only records involving this agent (named in the record, or one of its sessions
+    /// agent:<id>:... as actor or target)
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+    /// Only records whose kind starts with this: approval, config.change, delegation,
+    /// agent
+    #[arg(long, value_name = "PREFIX")]
+    pub kind: Option<String>,
+    /// Show the newest N matching records (1-10000)
+    #[arg(long, default_value_t = 100, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub limit: u64,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,11 +3,14 @@
 //! generic supervisor in `pincer-supervision`.
 
 pub mod agent_cmd;
+pub mod agents_cmd;
+pub mod audit_cmd;
 pub mod channels_cmd;
 pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config_cmd;
+pub mod cron_cmd;
 pub mod daemon;
 pub mod doctor;
 pub mod message_cmd;

@@ -1,10 +1,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pincer::cli::{Cli, Command, ConfigCmd, GatewaySub};
+use pincer::cli::{AgentsCommand, Cli, Command, ConfigCmd, GatewaySub};
 use pincer::setup::Globals;
 use pincer::{
-    agent_cmd, channels_cmd, commands, config_cmd, doctor, message_cmd, onboard, sandbox_cmd,
+    agent_cmd, agents_cmd, audit_cmd, channels_cmd, commands, config_cmd, doctor, message_cmd,
+    onboard, sandbox_cmd,
 };
 
 fn main() -> ExitCode {
@@ -42,13 +43,19 @@ fn main() -> ExitCode {
             Command::Onboard { yes, force } => onboard::run(&globals, yes, force),
             Command::Agent(args) => agent_cmd::agent(&globals, args).await,
             Command::Sessions { cmd } => agent_cmd::sessions(&globals, cmd).await,
-            Command::Agents { cmd } => agent_cmd::agents(&globals, cmd).await,
+            Command::Agents { cmd } => match cmd {
+                AgentsCommand::Gateway(cmd) => agent_cmd::agents(&globals, cmd).await,
+                AgentsCommand::Add(args) => agents_cmd::add(&globals, args),
+                AgentsCommand::Remove(args) => agents_cmd::remove(&globals, args),
+            },
+            Command::Audit(args) => audit_cmd::audit(&globals, args).await,
             Command::Chat(args) => agent_cmd::chat(&globals, args).await,
             Command::MockLlm { listen } => agent_cmd::mock_llm(listen).await,
             Command::Sandbox { cmd } => sandbox_cmd::sandbox(&globals, cmd).await,
             Command::Channels { cmd } => channels_cmd::channels(&globals, cmd).await,
             Command::Pairing { cmd } => channels_cmd::pairing(&globals, cmd).await,
             Command::Message { cmd } => message_cmd::message(&globals, cmd).await,
+            Command::Cron { cmd } => pincer::cron_cmd::cron(&globals, cmd).await,
         }
     })
 }

@@ -8,9 +8,12 @@
 //! ├── agents            supervisor  one_for_one, 10 restarts / 60 s
 //! │   └── agent-<id>    permanent   AgentActor: runtime (config, tools, failover state),
 //! │                                 turn admission (maxConcurrent, priority queue)
-//! └── sessions          permanent   SessionActor per key (restarted from the store)
-//!     └── RunActor      temporary   one turn, linked to its session; asks its agent for
-//!                                   a slot before the first model call
+//! ├── sessions          permanent   SessionActor per key (restarted from the store)
+//! │   └── RunActor      temporary   one turn, linked to its session; asks its agent for
+//! │                                 a slot before the first model call
+//! ├── heartbeats        permanent   HEARTBEAT.md turns per agent, cost guard, budget
+//! ├── scheduler         permanent   cron jobs: one timer, each fire recorded before it runs
+//! └── file-triggers     permanent   triggers.watch folders -> debounced agent turns
 //! ```
 //!
 //! Children find each other through lookups refreshed by their start functions, because a
@@ -50,7 +53,7 @@ use crate::setup::Prepared;
 use crate::telemetry::LevelHandle;
 
 /// The children `--inject-fault` can name.
-pub const CHILDREN: [&str; 9] = [
+pub const CHILDREN: [&str; 12] = [
     "config-watcher",
     "gateway",
     "config-reloader",
@@ -60,6 +63,9 @@ pub const CHILDREN: [&str; 9] = [
     "sessions",
     "session",
     "run",
+    "scheduler",
+    "heartbeats",
+    "file-triggers",
 ];
 
 pub struct TreeArgs<'a> {
@@ -161,7 +167,13 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         let rx = config_rx.clone();
         Arc::new(move || rx.borrow().clone())
     };
-    pincer_actors::config::methods::register(&mut registry, lookup, &p.info.version);
+    pincer_actors::config::methods::register(
+        &mut registry,
+        lookup,
+        &p.info.version,
+        args.store.clone(),
+    );
+    pincer_actors::audit::methods::register(&mut registry, args.store.clone());
 
     // Agents and sessions: chat events go to every operator client through the gateway.
     let events: EventSink = {
@@ -178,7 +190,9 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
     // The channel accounts, created here so the agents' `message` tool can send with them
     // and approval requests are also shown in the chat that asked.
     let channel_dir = pincer_actors::channels::actor::ChannelDirectory::new();
-    let approvals = Arc::new(Approvals::new(channel_dir.approval_events(events.clone())));
+    let approvals = Arc::new(
+        Approvals::new(channel_dir.approval_events(events.clone())).with_audit(args.store.clone()),
+    );
     let (sandboxes_tx, sandboxes_rx) = watch::channel::<Option<ActorRef<SandboxesMsg>>>(None);
     let sandboxes_tx = Arc::new(sandboxes_tx);
     let sandboxes_lookup: SandboxesLookup = {
@@ -252,7 +266,47 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         directory: Some(agents_dir.clone()),
     });
     pincer_actors::session::methods::register(&mut registry, chat.clone());
+    // `agents.list` in OpenClaw's shape, with what each AgentActor is doing.
+    pincer_actors::agent::methods::register(
+        &mut registry,
+        Arc::new(pincer_actors::agent::methods::AgentsInfo::new(
+            agents_config.clone(),
+            &p.loaded.value,
+            Some(agents_dir.clone()),
+        )),
+    );
     pincer_actors::sandbox::methods::register(&mut registry, sandboxes_lookup.clone());
+    // Heartbeats and file-watch triggers: their configs and methods here, their actors
+    // below the root.
+    let heartbeats = pincer_actors::schedule::heartbeat::HeartbeatSetup::new(
+        &p.loaded.value,
+        &agents_config,
+        args.store.clone(),
+        chat.sessions.clone(),
+        channel_dir.clone(),
+        events.clone(),
+    )?;
+    heartbeats.register(&mut registry);
+    let file_triggers = pincer_actors::schedule::watch_setup::WatchSetup::new(
+        &p.loaded.value,
+        &agents_config,
+        p.state.root(),
+        p.state.config_path(),
+        crate::setup::env("HOME").map(std::path::PathBuf::from),
+        chat.sessions.clone(),
+    )?;
+    file_triggers.register(&mut registry);
+    let cron = pincer_actors::schedule::methods::CronSetup::new(
+        &p.loaded.value,
+        args.store.clone(),
+        chat.sessions.clone(),
+        channel_dir.clone(),
+        p.agents.default_agent.clone(),
+        p.agents.main_key.clone(),
+        agents_dir.ids(),
+    )
+    .with_system_events(heartbeats.system_events());
+    cron.register(&mut registry);
     let hooks = pincer_actors::hooks::HooksCtx::new(
         &p.loaded.value,
         chat.sessions.clone(),
@@ -260,7 +314,8 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         p.agents.main_key.clone(),
         agents_dir.ids(),
         channel_dir.clone(),
-    )?;
+    )?
+    .with_system_events(heartbeats.system_events());
     let http_routes = pincer_actors::session::openai::routes(chat, {
         let rx = gateway_rx.clone();
         Arc::new(move || rx.borrow().clone())
@@ -274,11 +329,12 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
     let faults = FaultHandle::new();
 
     let watcher_spec = {
-        let (path, initial, updates, tx) = (
+        let (path, initial, updates, tx, audit) = (
             p.state.config_path(),
             p.loaded.clone(),
             updates.clone(),
             config_tx.clone(),
+            args.store.clone(),
         );
         ChildSpec::new("config-watcher", "config-watcher", move |ctx| {
             let args = ConfigWatcherArgs {
@@ -286,6 +342,7 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
                 initial: initial.clone(),
                 updates: updates.clone(),
                 watch: true,
+                audit: Some(audit.clone()),
             };
             let tx = tx.clone();
             async move {
@@ -486,7 +543,10 @@ pub async fn start(args: TreeArgs<'_>) -> Result<Tree, String> {
         .child(sandboxes_spec)
         .child(Supervisor::child(agents_sup, "agents"))
         .child(sessions_spec)
-        .child(Supervisor::child(channels_sup, "channels"));
+        .child(Supervisor::child(channels_sup, "channels"))
+        .child(heartbeats.child_spec())
+        .child(cron.child_spec())
+        .child(file_triggers.child_spec(updates.clone()));
     let (sup_events, mut event_rx) = pincer_supervision::EventSink::channel();
     let (root, handle) = Supervisor::spawn(spec, faults.clone(), sup_events)
         .await

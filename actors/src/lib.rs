@@ -6,11 +6,13 @@
 //! - [`store`]: `state.redb`, schema version and migrations, the single-gateway lock.
 
 pub mod agent;
+pub mod audit;
 pub mod channels;
 pub mod config;
 pub mod gateway;
 pub mod hooks;
 pub mod protocol;
 pub mod sandbox;
+pub mod schedule;
 pub mod session;
 pub mod store;

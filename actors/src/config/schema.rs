@@ -157,6 +157,11 @@ const SESSION: &[Field] = &[
         "Older spelling of reset.idleMinutes",
     )
     .restart(),
+    field(
+        "agentToAgent",
+        Kind::Object(SESSION_AGENT_TO_AGENT),
+        "Agent-to-agent conversations",
+    ),
 ];
 
 const SANDBOX: &[Field] = &[
@@ -350,6 +355,59 @@ const DENY_FIELD: Field = field(
 
 const TOOL_POLICY: &[Field] = &[PROFILE_FIELD, ALLOW_FIELD, DENY_FIELD];
 
+/// `agents.defaults.heartbeat` and `agents.list[].heartbeat` (OpenClaw's keys, plus
+/// `dailyTokenBudget`); read by `schedule::heartbeat_config`.
+const HEARTBEAT: &[Field] = &[
+    field(
+        "every",
+        Kind::String,
+        "How often: a duration like 30m, 1h or 1h30m (at least 1m); 0m or off turns heartbeats off",
+    )
+    .default("\"30m\""),
+    field(
+        "model",
+        Kind::String,
+        "provider/model for heartbeat turns, e.g. a cheaper one (default: the agent's own)",
+    ),
+    field(
+        "target",
+        Kind::String,
+        "Where a reply that is not HEARTBEAT_OK goes: last (the chat the main session last answered), none, or a channel name (telegram, slack, sms, discord...) with `to`",
+    )
+    .default("\"last\""),
+    field(
+        "to",
+        Kind::String,
+        "The chat id, channel or phone number when target is a channel",
+    ),
+    field(
+        "accountId",
+        Kind::String,
+        "The channel account that sends when target is a channel (default: `default`, else the channel's only account)",
+    ),
+    field(
+        "prompt",
+        Kind::String,
+        "The heartbeat message; HEARTBEAT.md's text and queued system events are appended to it",
+    )
+    .default("\"Read HEARTBEAT.md if it exists (workspace context). Follow it strictly. Do not infer or repeat old tasks from prior chats. If nothing needs attention, reply HEARTBEAT_OK.\""),
+    field(
+        "ackMaxChars",
+        Kind::Int { min: 0, max: 100_000 },
+        "A reply of HEARTBEAT_OK with at most this many other characters stays in the transcript and is not delivered",
+    )
+    .default("300"),
+    field(
+        "dailyTokenBudget",
+        Kind::Int {
+            min: 0,
+            max: 1_000_000_000_000,
+        },
+        "Tokens (input + output) heartbeat turns may use per agent per UTC day; past it heartbeats pause until 00:00 UTC and the user is told once; 0: no limit",
+    )
+    .default("200000"),
+];
+
 const AGENT: &[Field] = &[
     field("id", Kind::String, "Agent id, used in session keys"),
     field("name", Kind::String, "Display name"),
@@ -365,6 +423,11 @@ const AGENT: &[Field] = &[
     ),
     WORKSPACE_ACCESS_FIELD,
     field(
+        "subagents",
+        Kind::Object(SUBAGENTS),
+        "sessions_spawn limits for this agent, over agents.defaults.subagents",
+    ),
+    field(
         "identity",
         Kind::FreeObject,
         "Name, emoji and theme the agent presents (free-form)",
@@ -373,6 +436,11 @@ const AGENT: &[Field] = &[
         "sandbox",
         Kind::Object(SANDBOX),
         "Sandbox policy for this agent, merged over agents.defaults.sandbox",
+    ),
+    field(
+        "heartbeat",
+        Kind::Object(HEARTBEAT),
+        "This agent's heartbeat, merged over agents.defaults.heartbeat; once any agent has one, only those agents run heartbeats",
     ),
 ];
 
@@ -438,15 +506,67 @@ const AGENT_DEFAULTS: &[Field] = &[
     ),
     field(
         "heartbeat",
-        Kind::FreeObject,
-        "Heartbeat defaults (defined by the scheduling issue)",
+        Kind::Object(HEARTBEAT),
+        "Heartbeats: periodic main-session turns that read HEARTBEAT.md, with a cost guard and a daily token budget (see docs/heartbeat.md)",
     ),
     field(
         "subagents",
-        Kind::FreeObject,
-        "Sub-agent limits (defined by the delegation issue)",
+        Kind::Object(SUBAGENTS),
+        "What sessions_spawn may start: targets, concurrency, nesting, archiving",
     ),
 ];
+
+const SUBAGENTS: &[Field] = &[
+    field(
+        "allowAgents",
+        Kind::StringList,
+        "Agents sessions_spawn may target besides the agent itself (\"*\": any)",
+    )
+    .default("[]"),
+    field(
+        "maxConcurrent",
+        Kind::Int { min: 1, max: 1000 },
+        "Sub-agent runs in flight at once across the gateway; more are refused",
+    )
+    .default("8"),
+    field(
+        "archiveAfterMinutes",
+        Kind::Int {
+            min: 1,
+            max: 525_600,
+        },
+        "A finished sub-agent session is archived this long after its result was announced",
+    )
+    .default("60"),
+    field(
+        "maxSpawnDepth",
+        Kind::Int { min: 1, max: 5 },
+        "How deep spawns nest: 1 means a sub-agent cannot spawn its own",
+    )
+    .default("1"),
+];
+
+const AGENT_TO_AGENT: &[Field] = &[
+    field(
+        "enabled",
+        Kind::Bool,
+        "Whether agents may message, list and read other agents' sessions",
+    )
+    .default("false"),
+    field(
+        "allow",
+        Kind::StringList,
+        "The agents they may reach (\"*\": any); an agent always reaches its own sessions",
+    )
+    .default("[]"),
+];
+
+const SESSION_AGENT_TO_AGENT: &[Field] = &[field(
+    "maxPingPongTurns",
+    Kind::Int { min: 0, max: 5 },
+    "Reply-back exchanges after a sessions_send that did not wait (REPLY_SKIP ends them early)",
+)
+.default("5")];
 
 const PROVIDER_MODEL: &[Field] = &[
     field("id", Kind::String, "Model id as the provider names it"),
@@ -554,8 +674,8 @@ const TOOLS: &[Field] = &[
     field("exec", Kind::Object(EXEC_POLICY), "exec approvals"),
     field(
         "agentToAgent",
-        Kind::FreeObject,
-        "Agent-to-agent messaging (defined by the delegation issue)",
+        Kind::Object(AGENT_TO_AGENT),
+        "Agent-to-agent messaging (sessions_send/list/history across agents): off by default",
     ),
 ];
 
@@ -631,7 +751,7 @@ const HOOK_MAPPING: &[Field] = &[
     field(
         "wakeMode",
         Kind::Enum(&["now", "next-heartbeat"]),
-        "When the main session hears of it (both mean now until heartbeats exist)",
+        "When the main session hears of it: now, or at the default agent's next heartbeat (now when it runs none)",
     )
     .default("\"now\""),
     field(
@@ -728,6 +848,71 @@ const HOOKS: &[Field] = &[
     ),
 ];
 
+/// One `triggers.watch[]` entry; read by `schedule::watch_config`.
+const WATCH_TRIGGER: &[Field] = &[
+    field(
+        "id",
+        Kind::String,
+        "Trigger name (letters, digits, - and _), part of the default session key",
+    ),
+    field(
+        "path",
+        Kind::String,
+        "Folder (or file) to watch; ~/ and paths relative to the state directory work",
+    ),
+    field(
+        "agentId",
+        Kind::String,
+        "Agent whose session hears of the changes (default: the default agent)",
+    ),
+    field(
+        "sessionKey",
+        Kind::String,
+        "Session the turns run in (default: agent:<agentId>:watch:<id>)",
+    ),
+    field(
+        "message",
+        Kind::String,
+        "Message template: {{files}} (the changed paths), {{count}}, {{path}} and {{id}} are filled in; default: a list of the changed files",
+    ),
+    field(
+        "debounceMs",
+        Kind::Int {
+            min: 0,
+            max: 3_600_000,
+        },
+        "Changes until the folder has been quiet this long are batched into one turn",
+    )
+    .default("2000"),
+    field("recursive", Kind::Bool, "Watch subfolders too").default("true"),
+    field(
+        "include",
+        Kind::StringList,
+        "Only paths ending with one of these suffixes count (\"*.md\", \".csv\"); default: every path",
+    ),
+];
+
+const TRIGGERS: &[Field] = &[field(
+    "watch",
+    Kind::ListOf(WATCH_TRIGGER),
+    "Folders whose changes become agent turns",
+)];
+
+const CRON: &[Field] = &[
+    field(
+        "enabled",
+        Kind::Bool,
+        "Fire cron jobs on schedule (when false, jobs are kept and can still be managed and run by hand)",
+    )
+    .default("true"),
+    field(
+        "missedRunGraceSeconds",
+        Kind::Int { min: 0, max: 2_592_000 },
+        "A job whose time passed while the gateway was down runs once at start if its newest missed slot is no older than this; older ones are recorded as skipped (see docs/cron.md)",
+    )
+    .default("43200"),
+];
+
 /// The whole file.
 pub const ROOT: &[Field] = &[
     field(
@@ -772,6 +957,17 @@ pub const ROOT: &[Field] = &[
         "Webhook triggers on the gateway port (see docs/hooks.md; changes apply at the next gateway start)",
     )
     .restart(),
+    field(
+        "triggers",
+        Kind::Object(TRIGGERS),
+        "File-watch triggers: folders whose changes become agent turns (see docs/triggers.md; applied without a restart)",
+    ),
+    field(
+        "cron",
+        Kind::Object(CRON),
+        "Scheduled jobs (see docs/cron.md; the jobs live in the store, managed with `pincer cron`; changes apply at the next gateway start)",
+    )
+    .restart(),
 ];
 
 /// Keys OpenClaw has that Pincer does not implement yet: reported as warnings, ignored.
@@ -796,7 +992,8 @@ pub const OPENCLAW_ONLY: &[&str] = &[
     "hooks.internal",
     "hooks.defaultSessionKey",
     "hooks.allowedSessionKeyPrefixes",
-    "cron",
+    "cron.store",
+    "cron.maxConcurrentRuns",
     "web",
     "discovery",
     "canvasHost",
@@ -822,7 +1019,6 @@ pub const OPENCLAW_ONLY: &[&str] = &[
     "session.identityLinks",
     "session.store",
     "session.typingIntervalSeconds",
-    "session.agentToAgent",
     "session.sendPolicy",
     "models.mode",
     "models.bedrockDiscovery",
@@ -1354,7 +1550,8 @@ mod tests {
                 "channels",
                 "bindings",
                 "tools",
-                "hooks"
+                "hooks",
+                "cron"
             ]
         );
         assert!(

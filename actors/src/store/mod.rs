@@ -4,7 +4,10 @@
 //! Later capabilities add their tables through migrations here; a store written by a newer
 //! Pincer is refused rather than misread.
 
+mod audit;
 mod channels;
+mod cron;
+mod heartbeat;
 mod lock;
 mod sessions;
 
@@ -25,7 +28,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const GATEWAY: TableDefinition<&str, u64> = TableDefinition::new("gateway");
 
 /// The schema version this build writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 5;
+pub const CURRENT_SCHEMA_VERSION: u64 = 6;
 
 /// One step of the migration path, run in its own write transaction.
 pub struct Migration {
@@ -70,6 +73,16 @@ pub const MIGRATIONS: &[Migration] = &[
         to: 5,
         description: "create the channel tables (seen, outbox, pairing, state)",
         run: channels::create_tables,
+    },
+    Migration {
+        from: 5,
+        to: 6,
+        description: "create the scheduling, heartbeat and audit tables",
+        run: |tx| {
+            cron::create_tables(tx)?;
+            heartbeat::create_tables(tx)?;
+            audit::create_tables(tx)
+        },
     },
 ];
 
