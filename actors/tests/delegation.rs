@@ -19,8 +19,9 @@ use pincer_actors::agent::model::Api;
 use pincer_actors::agent::run::{AgentRuntime, Approvals, EventSink};
 use pincer_actors::audit::AuditFilter;
 use pincer_actors::gateway::Metrics;
+use pincer_actors::session::lifecycle::Phase;
 use pincer_actors::session::{
-    Entry, RunSummary, SessionsActor, SessionsArgs, SessionsMsg, TurnOptions,
+    Entry, RunSummary, SessionMeta, SessionsActor, SessionsArgs, SessionsMsg, TurnOptions,
 };
 use pincer_actors::store::Store;
 use pincer_mockllm::{Fault, MockApi, MockLlm, Reply, Step};
@@ -669,6 +670,28 @@ async fn sessions_send_waits_for_a_reply_and_is_off_across_agents_unless_allowed
         sends[1].0 && sends[1].1.contains("may not reach"),
         "{sends:?}"
     );
+    // sessions_list shows main's own sessions and the coder's, not the reader's.
+    r.llm.push_all([
+        Step::tool_call("sessions_list", json!({})).for_model("p"),
+        Step::text("listed").for_model("p"),
+    ]);
+    turn(&r.sessions, main, "who is there").await;
+    let listed: Value =
+        serde_json::from_str(&tool_results(&r.store, main, "sessions_list")[0].1).unwrap();
+    let keys: Vec<&str> = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        keys.contains(&main) && keys.contains(&"agent:coder:main"),
+        "{keys:?}"
+    );
+    assert!(
+        !keys.iter().any(|k| k.starts_with("agent:reader:")),
+        "{keys:?}"
+    );
     // The coder does not reach back: it has no agent-to-agent permission.
     r.llm.push_all([
         Step::tool_call("sessions_history", json!({"sessionKey": main})).for_model("a"),
@@ -779,5 +802,34 @@ async fn a_higher_priority_delegation_is_served_first() {
         .collect();
     assert_eq!(order, ["first", "high priority", "low priority"]);
     let _ = r.dir.path();
+    r.sessions.stop(None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_sub_agent_session_is_archived_after_archive_after() {
+    let r = rig(&|s| s.subagents.archive_after = Duration::from_millis(300)).await;
+    let main = "agent:main:main";
+    r.llm.push_all([
+        Step::tool_call(
+            "sessions_spawn",
+            json!({"task": "short", "agentId": "coder"}),
+        )
+        .for_model("p"),
+        Step::text("ok").for_model("p"),
+    ]);
+    turn(&r.sessions, main, "go").await;
+    let child = spawned(&r.store, main)[0]["childSessionKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    until("the result", || announcements(&r.store, main).len() == 1).await;
+    // Archived: the live row is gone, the archive holds it, closed.
+    until("the child archived", || {
+        r.store.session::<SessionMeta>(&child).unwrap().is_none()
+    })
+    .await;
+    let archived: Vec<(u64, SessionMeta)> = r.store.archives(&child).unwrap();
+    assert_eq!(archived.len(), 1, "its transcript went to the archive");
+    assert_eq!(archived[0].1.phase, Phase::Closed);
     r.sessions.stop(None);
 }
