@@ -10,60 +10,21 @@
 //! `cargo bench --bench channels -- [--messages N] [--chats N] [--latency N]`
 //! Set `PINCER_BENCH_DIR` to put the store elsewhere (default: a temp dir on /tmp).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pincer_actors::agent::config::{AgentSpec, ExecPolicy, ModelRef, ModelSpec, ProviderSpec};
-use pincer_actors::agent::failover::Cooldowns;
-use pincer_actors::agent::model::Api;
-use pincer_actors::agent::run::{AgentRuntime, Approvals};
+use common::{arg, mock_runtime};
 use pincer_actors::channels::actor::{ChannelActor, ChannelArgs, ChannelCtx, ChannelDirectory};
 use pincer_actors::channels::config::accounts;
-use pincer_actors::gateway::Metrics;
 use pincer_actors::session::{SessionsActor, SessionsArgs};
 use pincer_actors::store::Store;
 use pincer_fakes::telegram::FakeTelegram;
-use pincer_mockllm::{MockApi, MockLlm};
+use pincer_mockllm::MockLlm;
 use pincer_supervision::fault::FaultHandle;
 use ractor::Actor;
 use serde_json::json;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn runtime(llm: &MockLlm, workspace: &std::path::Path) -> AgentRuntime {
-    let mut spec = AgentSpec::new("main", workspace);
-    spec.models = vec![ModelRef::parse("mock/mock-model").unwrap()];
-    spec.max_concurrent = 64;
-    let provider = ProviderSpec {
-        id: "mock".into(),
-        api: Api::OpenAiCompletions,
-        base_url: llm.base_url(MockApi::OpenAi),
-        keys: vec!["k".into()],
-        headers: Vec::new(),
-        models: vec![ModelSpec {
-            id: "mock-model".into(),
-            name: None,
-            context_window: None,
-            max_tokens: None,
-        }],
-        source: "bench".into(),
-    };
-    AgentRuntime::new(
-        spec,
-        [("mock".to_owned(), provider)].into(),
-        ExecPolicy::default(),
-        Arc::new(Cooldowns::new(None)),
-        Arc::new(Approvals::new(Arc::new(|_: &str, _| {}))),
-        Metrics::new(),
-    )
-}
 
 fn routed(dir: &ChannelDirectory) -> u64 {
     dir.statuses().iter().map(|s| s.routed).sum()
@@ -76,9 +37,9 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let messages = arg("--messages", 20_000);
-        let chats = arg("--chats", 500).max(1);
-        let latency_n = arg("--latency", 200);
+        let messages: usize = arg("--messages", 20_000);
+        let chats: usize = arg("--chats", 500usize).max(1);
+        let latency_n: usize = arg("--latency", 200);
         let base = std::env::var_os("PINCER_BENCH_DIR").map(std::path::PathBuf::from);
         let dir = match &base {
             Some(b) => tempfile::tempdir_in(b).unwrap(),
@@ -89,7 +50,9 @@ fn main() {
         let tg = FakeTelegram::start("123456:BENCH-token").await;
         let store = Store::open(&dir.path().join("state.redb")).unwrap();
         let agents =
-            pincer_actors::agent::actor::AgentDirectory::new([Arc::new(runtime(&llm, dir.path()))]);
+            pincer_actors::agent::actor::AgentDirectory::new([Arc::new(mock_runtime(&llm, "main", dir.path(), true, |s| {
+                s.max_concurrent = 64
+            }))]);
         pincer_actors::agent::actor::spawn_all(&agents).await;
         let directory = ChannelDirectory::new();
         let (sessions, _) = Actor::spawn(

@@ -22,7 +22,7 @@ use pincer_actors::channels::{ChannelOrigin, OutboxRow};
 use pincer_actors::gateway::Metrics;
 use pincer_actors::schedule::heartbeat::{
     AgentStatus, Clock, HeartbeatActor, HeartbeatArgs, HeartbeatError, HeartbeatEvent,
-    HeartbeatMsg, HeartbeatStatus, SystemEvents,
+    HeartbeatMsg, HeartbeatStatus, SystemEvents, TokioClock,
 };
 use pincer_actors::schedule::heartbeat_config::{self, AgentHeartbeat};
 use pincer_actors::session::{SessionsActor, SessionsArgs, SessionsMsg};
@@ -47,7 +47,7 @@ struct Rig {
     sink: EventSink,
     agents: Vec<AgentHeartbeat>,
     channels: ChannelDirectory,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
     workspace: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -131,8 +131,9 @@ impl Rig {
             assert_eq!(name, "heartbeat");
             let _ = tx.send(serde_json::from_value(payload).expect("a heartbeat event"));
         });
-        let clock = Clock::tokio_from(EPOCH_MS);
-        let (heartbeats, handle) = spawn(&store, &sessions, &agents, &channels, &sink, clock).await;
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(EPOCH_MS));
+        let (heartbeats, handle) =
+            spawn(&store, &sessions, &agents, &channels, &sink, clock.clone()).await;
         Rig {
             llm,
             store,
@@ -224,7 +225,7 @@ impl Rig {
             &self.agents,
             &self.channels,
             &self.sink,
-            self.clock,
+            self.clock.clone(),
         )
         .await;
         self.heartbeats = h;
@@ -238,7 +239,7 @@ async fn spawn(
     agents: &[AgentHeartbeat],
     channels: &ChannelDirectory,
     sink: &EventSink,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
 ) -> (ActorRef<HeartbeatMsg>, tokio::task::JoinHandle<()>) {
     let s = sessions.clone();
     ractor::Actor::spawn(

@@ -751,6 +751,44 @@ mod tests {
     }
 
     #[test]
+    fn delegation_keys_reach_each_agent() {
+        let cfg = json!({
+            "agents": {
+                "defaults": {"subagents": {"maxConcurrent": 3, "archiveAfterMinutes": 5, "maxSpawnDepth": 2}},
+                "list": [
+                    {"id": "main", "subagents": {"allowAgents": ["coder"], "maxConcurrent": 1}},
+                    {"id": "coder"},
+                ],
+            },
+            "tools": {"agentToAgent": {"enabled": true, "allow": ["coder"]}},
+            "session": {"agentToAgent": {"maxPingPongTurns": 2}},
+        });
+        let c = resolve(&cfg, Path::new("/s"), &env_of(&[])).unwrap();
+        let (main, coder) = (c.agent("main").unwrap(), c.agent("coder").unwrap());
+        assert_eq!(main.subagents.allow_agents, ["coder"]);
+        assert_eq!(
+            main.subagents.max_concurrent, 1,
+            "the agent's own over the defaults"
+        );
+        assert_eq!(coder.subagents.max_concurrent, 3);
+        assert_eq!(coder.subagents.archive_after, Duration::from_secs(300));
+        assert_eq!(coder.subagents.max_spawn_depth, 2);
+        assert!(
+            main.subagents.may_spawn("main", "coder")
+                && !coder.subagents.may_spawn("coder", "main")
+        );
+        assert!(coder.subagents.may_spawn("coder", "coder"), "itself always");
+        assert_eq!(main.agent_to_agent.max_ping_pong_turns, 2);
+        assert!(main.agent_to_agent.may_reach("main", "coder"));
+        assert!(!main.agent_to_agent.may_reach("main", "other"));
+        // Off by default.
+        let d = resolve(&json!({}), Path::new("/s"), &env_of(&[])).unwrap();
+        let a = &d.agent("main").unwrap().agent_to_agent;
+        assert!(!a.enabled && !a.may_reach("main", "x") && a.may_reach("main", "main"));
+        assert_eq!(a.max_ping_pong_turns, 5);
+    }
+
+    #[test]
     fn configured_providers_agents_and_chains() {
         let cfg = json!({
             "models": {"providers": {

@@ -19,6 +19,7 @@
 //! Emits the `heartbeat` gateway event (OpenClaw's payload) after every tick.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
@@ -39,31 +40,9 @@ pub use super::heartbeat_setup::{HeartbeatSetup, SystemEvents};
 
 pub struct HeartbeatActor;
 
-/// Where the time of day comes from: the system clock, or (tests under paused time) a
-/// fixed epoch plus tokio time elapsed since the clock was made, so days pass with
-/// `tokio::time`.
-#[derive(Debug, Clone, Copy)]
-pub enum Clock {
-    System,
-    Tokio { epoch_ms: u64, at: Instant },
-}
-
-impl Clock {
-    /// A clock that reads `epoch_ms` now and advances with tokio time.
-    pub fn tokio_from(epoch_ms: u64) -> Clock {
-        Clock::Tokio {
-            epoch_ms,
-            at: Instant::now(),
-        }
-    }
-
-    pub fn now_ms(&self) -> u64 {
-        match self {
-            Clock::System => crate::gateway::now_ms(),
-            Clock::Tokio { epoch_ms, at } => epoch_ms + at.elapsed().as_millis() as u64,
-        }
-    }
-}
+/// Where the time of day comes from: the Scheduler's clock (the system clock, or under
+/// paused time a fixed epoch plus tokio time, so days pass with `tokio::time`).
+pub use super::cron_runner::{Clock, SystemClock, TokioClock};
 
 pub struct HeartbeatArgs {
     pub store: Store,
@@ -77,7 +56,7 @@ pub struct HeartbeatArgs {
     pub channels: ChannelDirectory,
     /// Where the `heartbeat` event goes (the gateway's clients).
     pub events: Option<EventSink>,
-    pub clock: Clock,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// What a tick came to, in OpenClaw's words.
@@ -280,7 +259,7 @@ pub struct HeartbeatState {
     sessions: SessionsLookup,
     channels: ChannelDirectory,
     events: Option<EventSink>,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
     default_agent: String,
     agents: BTreeMap<String, AgentEntry>,
 }
@@ -501,7 +480,7 @@ impl HeartbeatState {
                     self.store.clone(),
                     self.sessions.clone(),
                     self.channels.clone(),
-                    self.clock,
+                    self.clock.clone(),
                 );
                 let me = myself.clone();
                 tokio::spawn(async move {

@@ -9,7 +9,7 @@ use ractor::{Actor, ActorRef};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::heartbeat::{Clock, HeartbeatActor, HeartbeatArgs, HeartbeatMsg};
+use super::heartbeat::{HeartbeatActor, HeartbeatArgs, HeartbeatMsg, SystemClock};
 use super::heartbeat_config::{AgentHeartbeat, QueuedEvent, resolve};
 use super::heartbeat_methods::{self, HeartbeatLookup};
 use crate::agent::config::AgentsConfig;
@@ -92,7 +92,7 @@ impl HeartbeatSetup {
                 default_agent: default_agent.clone(),
                 channels: channels.clone(),
                 events: Some(events.clone()),
-                clock: Clock::System,
+                clock: Arc::new(SystemClock),
             };
             let tx = tx.clone();
             async move {

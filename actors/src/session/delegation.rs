@@ -3,9 +3,26 @@
 //! reply-back ping-pong. Both are typed messages between SessionActors carrying a
 //! correlation id, a priority and a deadline.
 
-use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use ractor::ActorRef;
+use ractor::rpc::CallResult;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::{Entry, Pending, RunSummary, SessionMeta, SessionsMsg, TurnOptions, agent_of};
+use crate::agent::actor::AgentDirectory;
+use crate::agent::config::AgentSpec;
+use crate::agent::tools::sessions::{Caller, SessionTools};
+use crate::audit::AuditRecord;
 use crate::channels::ChannelOrigin;
+use crate::gateway::now_ms;
+use crate::store::Store;
 
 /// What a delegated message carries besides its text: where its result goes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,31 +63,6 @@ pub const REPLY_SKIP: &str = "REPLY_SKIP";
 /// How long `sessions_send` waits for the reply when the call does not say.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
-use ractor::ActorRef;
-use ractor::rpc::CallResult;
-use serde_json::{Value, json};
-use tracing::{info, warn};
-
-use super::{Entry, Pending, RunSummary, SessionMeta, SessionsMsg, TurnOptions, agent_of};
-use crate::agent::actor::AgentDirectory;
-use crate::agent::config::AgentSpec;
-use crate::agent::tools::sessions::{Caller, SessionTools};
-use crate::audit::AuditRecord;
-use crate::gateway::now_ms;
-use crate::store::Store;
-
-/// A sub-agent run in flight: spawned, its result not yet announced.
-#[derive(Debug, Clone)]
-struct Flight {
-    child: String,
-}
-
 /// Carries out the session tools for every session: checks what the calling agent may
 /// do, sends the typed messages, keeps the count of sub-agent runs in flight.
 #[derive(Clone)]
@@ -82,7 +74,8 @@ struct Inner {
     agents: AgentDirectory,
     default_agent: String,
     main_key: String,
-    in_flight: Mutex<HashMap<String, Flight>>,
+    /// Sub-agent runs spawned and not yet announced: correlation id -> child session.
+    in_flight: Mutex<HashMap<String, String>>,
 }
 
 impl Delegator {
@@ -112,11 +105,6 @@ impl Delegator {
     pub fn sessions(&self) -> &ActorRef<SessionsMsg> {
         &self.0.sessions
     }
-
-    /// Sub-agent runs in flight.
-    pub fn in_flight(&self) -> usize {
-        self.0.in_flight.lock().unwrap().len()
-    }
 }
 
 impl SessionTools for Delegator {
@@ -128,17 +116,17 @@ impl SessionTools for Delegator {
     ) -> BoxFuture<'static, Result<Value, String>> {
         let d = self.clone();
         async move {
-            let spec =
+            let rt =
                 d.0.agents
                     .runtime(&caller.agent_id)
-                    .map(|rt| rt.spec.clone())
                     .ok_or_else(|| format!("agent {} is not configured", caller.agent_id))?;
+            let spec = &rt.spec;
             match tool {
-                "sessions_spawn" => d.spawn(&caller, &spec, &args).await,
-                "sessions_send" => d.send(&caller, &spec, &args).await,
-                "sessions_list" => d.list(&caller, &spec, &args),
-                "sessions_history" => d.history(&caller, &spec, &args),
-                "agents_list" => Ok(d.agents_list(&caller, &spec)),
+                "sessions_spawn" => d.spawn(&caller, spec, &args).await,
+                "sessions_send" => d.send(&caller, spec, &args).await,
+                "sessions_list" => d.list(&caller, spec, &args),
+                "sessions_history" => d.history(&caller, spec, &args),
+                "agents_list" => Ok(d.agents_list(&caller, spec)),
                 other => Err(format!("unknown session tool {other}")),
             }
         }
@@ -265,12 +253,7 @@ impl Delegator {
                     spec.subagents.max_concurrent, spec.subagents.max_concurrent
                 ));
             }
-            flights.insert(
-                correlation_id.clone(),
-                Flight {
-                    child: child.clone(),
-                },
-            );
+            flights.insert(correlation_id.clone(), child.clone());
         }
         let text = format!(
             "[Task from agent {} (session {}), correlation id {correlation_id}{}]\nYou are a sub-agent: do this task and reply with the result. Your final reply is announced back to the requester; reply {ANNOUNCE_SKIP} to announce nothing.\n\n{task}",
@@ -639,7 +622,7 @@ impl Delegator {
                 .lock()
                 .unwrap()
                 .values()
-                .map(|f| f.child.clone())
+                .cloned()
                 .collect::<Vec<_>>(),
         })
     }
