@@ -45,6 +45,13 @@ fi
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
+# The debug build of the whole workspace takes about 4 GB (more with incremental
+# compilation); say so up front instead of failing mid-link with ENOSPC.
+avail_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+if [ -n "$avail_kb" ] && [ "$avail_kb" -lt $((6 * 1024 * 1024)) ]; then
+  log "warning: only $((avail_kb / 1024)) MiB free here; the build needs about 4 GiB (try cargo clean)"
+fi
+
 log "building the workspace (tests and benches compile too)"
 cargo build --workspace --all-targets --locked
 
