@@ -30,7 +30,7 @@ const GATEWAY: TableDefinition<&str, u64> = TableDefinition::new("gateway");
 /// The schema version this build writes.
 pub const CURRENT_SCHEMA_VERSION: u64 = 6;
 
-/// One step of the migration path, run in its own write transaction.
+/// One step of the migration path; `open_with` runs all pending steps in one transaction.
 pub struct Migration {
     pub from: u64,
     pub to: u64,
@@ -168,31 +168,37 @@ impl Store {
                 supported: current,
             });
         }
+        // Every pending step runs in one write transaction: the file moves from `found`
+        // to `current` whole or not at all (a failing step leaves the old version), and a
+        // fresh store costs one commit instead of one per step.
         let mut version = found;
-        for m in migrations
-            .iter()
-            .filter(|m| m.from >= found && m.to <= current)
-        {
-            if m.from != version {
-                continue;
-            }
-            let fail = |source: redb::Error| StoreError::Migration {
-                path: path.to_owned(),
-                from: m.from,
-                to: m.to,
-                description: m.description,
-                source: Box::new(source),
-            };
-            let tx = store.db.begin_write().map_err(|e| fail(e.into()))?;
-            (m.run)(&tx).map_err(fail)?;
+        if found < current {
+            let tx = store.db.begin_write().map_err(|e| store.err(e.into()))?;
+            for m in migrations
+                .iter()
+                .filter(|m| m.from >= found && m.to <= current)
             {
-                let mut meta = tx.open_table(META).map_err(|e| fail(e.into()))?;
-                meta.insert("schema_version", m.to)
-                    .map_err(|e| fail(e.into()))?;
+                if m.from != version {
+                    continue;
+                }
+                (m.run)(&tx).map_err(|source| StoreError::Migration {
+                    path: path.to_owned(),
+                    from: m.from,
+                    to: m.to,
+                    description: m.description,
+                    source: Box::new(source),
+                })?;
+                tracing::info!(path = %path.display(), from = m.from, to = m.to, what = m.description, "store migrated");
+                version = m.to;
             }
-            tx.commit().map_err(|e| fail(e.into()))?;
-            tracing::info!(path = %path.display(), from = m.from, to = m.to, what = m.description, "store migrated");
-            version = m.to;
+            {
+                let mut meta = tx.open_table(META).map_err(|e| store.err(e.into()))?;
+                meta.insert("schema_version", version)
+                    .map_err(|e| store.err(e.into()))?;
+            }
+            if version == current {
+                tx.commit().map_err(|e| store.err(e.into()))?;
+            }
         }
         if version != current {
             return Err(StoreError::Io(format!(
@@ -344,12 +350,10 @@ mod tests {
         assert_eq!(s.record_start(40).unwrap(), Some(true));
     }
 
-    #[test]
-    fn a_fake_next_migration_runs_once_and_keeps_data() {
-        const EXTRA: TableDefinition<&str, u64> = TableDefinition::new("extra");
-        let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("state.redb");
-        Store::open(&p).unwrap().record_clean_shutdown(5).unwrap();
+    const EXTRA: TableDefinition<&str, u64> = TableDefinition::new("extra");
+
+    /// This build's migrations plus a fake next one that adds the `extra` table.
+    fn path_with_extra() -> Vec<Migration> {
         let mut path: Vec<Migration> = MIGRATIONS
             .iter()
             .map(|m| Migration {
@@ -368,6 +372,15 @@ mod tests {
                 Ok(())
             },
         });
+        path
+    }
+
+    #[test]
+    fn a_fake_next_migration_runs_once_and_keeps_data() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("state.redb");
+        Store::open(&p).unwrap().record_clean_shutdown(5).unwrap();
+        let path = path_with_extra();
         let s = Store::open_with(&p, &path, CURRENT_SCHEMA_VERSION + 1).unwrap();
         assert_eq!(s.schema_version().unwrap(), CURRENT_SCHEMA_VERSION + 1);
         let tx = s.db.begin_read().unwrap();
@@ -400,6 +413,39 @@ mod tests {
         );
         assert!(err.contains(&expected), "{err}");
         assert!(err.contains("upgrade pincer"), "{err}");
+    }
+
+    #[test]
+    fn a_failing_step_leaves_the_file_at_its_old_version() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("state.redb");
+        Store::open(&p).unwrap().record_clean_shutdown(5).unwrap();
+        let mut path = path_with_extra();
+        path.push(Migration {
+            from: CURRENT_SCHEMA_VERSION + 1,
+            to: CURRENT_SCHEMA_VERSION + 2,
+            description: "a step that fails",
+            run: |_| Err(redb::Error::Corrupted("injected".into())),
+        });
+        let err = Store::open_with(&p, &path, CURRENT_SCHEMA_VERSION + 2).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!(
+                "migration {}->{} (a step that fails)",
+                CURRENT_SCHEMA_VERSION + 1,
+                CURRENT_SCHEMA_VERSION + 2
+            )),
+            "{msg}"
+        );
+        // Neither step landed: the version is the old one and the first step's table is
+        // absent, so the next start walks both again.
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), CURRENT_SCHEMA_VERSION);
+        let tx = s.db.begin_read().unwrap();
+        assert!(matches!(
+            tx.open_table(EXTRA),
+            Err(redb::TableError::TableDoesNotExist(_))
+        ));
     }
 
     #[test]
