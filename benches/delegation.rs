@@ -2,13 +2,14 @@
 //! principal session to a specialist, through the real Sessions actor, SessionActors,
 //! RunActors and the store, against the local mock LLM answering at once.
 //!
-//! One round trip: the spawn call -> the child session starts and runs its turn (one
-//! model call) -> its turn and the announcement commit together -> the principal's
-//! session takes the announcement and records it. The principal's agent has no model, so
-//! its turn makes no model call; the child's model time (measured in its run) is taken
-//! off. What remains is the gateway's overhead: actor messages, two session spawns and
-//! turn starts, and two durable commits (the child's turn with the announcement, the
-//! principal's turn).
+//! One round trip: the spawn call (the task committed durably to the child's inbox) ->
+//! the child session starts and runs its turn (one model call) -> its turn and the
+//! announcement commit together -> the principal's session takes the announcement and
+//! starts its turn on it (its `lifecycle` start event): the result is back. The child's
+//! model time (measured in its run) is taken off; what remains is the gateway's overhead:
+//! actor messages, a session spawn, two turn starts and two durable commits. The
+//! principal's own turn on the result (no model call here: its agent has none) and its
+//! commit are reported too, as "result answered".
 //!
 //! `cargo bench --bench delegation -- [--trips N]`
 //! Set `PINCER_BENCH_DIR` to put the store elsewhere (default: a temp dir on /tmp); a
@@ -49,6 +50,8 @@ fn main() {
         let llm = MockLlm::start("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
+        // The mock shares the cores: it keeps no copy of each request.
+        llm.set_recording(false);
         let store = Store::open(&dir.path().join("state.redb")).unwrap();
         let spawner = |s: &mut pincer_actors::agent::config::AgentSpec| {
             s.history_turns = 4;
@@ -73,16 +76,19 @@ fn main() {
             )),
         ]);
         pincer_actors::agent::actor::spawn_all(&agents).await;
-        // The principal's turns end in "final" or "error" chat events: the end of a trip.
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Instant>();
+        // The principal's turn on the result starts (lifecycle start: the result is back)
+        // and ends ("final" or "error" chat event: the result is answered).
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(bool, Instant)>();
         let principal = "agent:main:main";
         let done = Mutex::new(done_tx);
         let events: EventSink = Arc::new(move |e: &str, p: Value| {
-            if e == "chat"
-                && p["sessionKey"] == principal
-                && matches!(p["state"].as_str(), Some("final" | "error"))
-            {
-                let _ = done.lock().unwrap().send(Instant::now());
+            if p["sessionKey"] != principal {
+                return;
+            }
+            let start = e == "agent" && p["stream"] == "lifecycle" && p["data"]["phase"] == "start";
+            let end = e == "chat" && matches!(p["state"].as_str(), Some("final" | "error"));
+            if start || end {
+                let _ = done.lock().unwrap().send((end, Instant::now()));
             }
         });
         let (sessions, _h) = Actor::spawn(
@@ -118,6 +124,8 @@ fn main() {
         };
         let mut round_trips = Vec::with_capacity(trips);
         let mut overheads = Vec::with_capacity(trips);
+        let mut answered = Vec::with_capacity(trips);
+        let mut answered_overheads = Vec::with_capacity(trips);
         let mut spawn_calls = Vec::with_capacity(trips);
         for i in 0..trips + 50 {
             let t0 = Instant::now();
@@ -132,7 +140,10 @@ fn main() {
             let t_spawned = t0.elapsed();
             let child = r["childSessionKey"].as_str().unwrap().to_owned();
             let run_id = r["runId"].as_str().unwrap().to_owned();
-            let end = done_rx.recv().await.unwrap();
+            let (was_end, back) = done_rx.recv().await.unwrap();
+            assert!(!was_end, "the principal's turn starts before it ends");
+            let (was_end, end) = done_rx.recv().await.unwrap();
+            assert!(was_end, "the principal's turn ends");
             let summary = match sessions
                 .call(
                     |reply| SessionsMsg::Wait {
@@ -149,18 +160,28 @@ fn main() {
                 _ => panic!("no answer"),
             };
             assert_eq!(summary.status, "ok", "{summary:?}");
-            let trip = end - t0;
+            let trip = back - t0;
             let model = Duration::from_secs_f64(summary.model_ms / 1e3);
             if i >= 50 {
                 round_trips.push(trip);
                 overheads.push(trip.saturating_sub(model));
+                answered.push(end - t0);
+                answered_overheads.push((end - t0).saturating_sub(model));
                 spawn_calls.push(t_spawned);
             }
         }
         println!("{trips} delegation round trips (after 50 warm-up ones):");
         show("sessions_spawn call (accepted)", spawn_calls);
-        show("round trip (spawn -> result recorded)", round_trips);
+        show(
+            "round trip (spawn -> result back in the principal)",
+            round_trips,
+        );
         show("overhead beyond the child's model time", overheads);
+        show(
+            "spawn -> result answered (principal's turn recorded)",
+            answered,
+        );
+        show("  of which not the child's model time", answered_overheads);
         sessions.stop(None);
     });
 }

@@ -379,3 +379,58 @@ async fn sessions_reset_archives_and_delete_removes_everything() {
     sessions.stop(None);
     handle.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_reports_its_lifecycle_start_and_end_around_the_final_chat_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.redb")).unwrap();
+    let (sessions, _h, seen) = start(&store, dir.path()).await;
+    let key = "agent:main:main";
+    let summary = turn(&sessions, key, "hello").await;
+    let events: Vec<(String, Value)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| p["runId"] == summary.run_id.as_str())
+        .cloned()
+        .collect();
+    let shape: Vec<String> = events
+        .iter()
+        .map(|(e, p)| match e.as_str() {
+            "agent" => format!(
+                "agent/{}/{}",
+                p["stream"].as_str().unwrap(),
+                p["data"]["phase"].as_str().unwrap()
+            ),
+            _ => format!("chat/{}", p["state"].as_str().unwrap()),
+        })
+        .collect();
+    // No model is configured: the run ends in an error telling how to configure one.
+    assert_eq!(
+        shape,
+        [
+            "agent/lifecycle/start",
+            "agent/lifecycle/error",
+            "chat/error"
+        ],
+        "{events:#?}"
+    );
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|(_, p)| p["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs[0], 1, "the start is the run's first event");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seqs increase: {seqs:?}"
+    );
+    let (start, end) = (&events[0].1["data"], &events[1].1["data"]);
+    assert_eq!(end["startedAt"], start["startedAt"]);
+    assert!(end["endedAt"].as_u64() >= start["startedAt"].as_u64());
+    assert_eq!(end["aborted"], false);
+    assert!(
+        end["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "the error says what went wrong: {end}"
+    );
+    sessions.stop(None);
+}

@@ -1036,6 +1036,8 @@ struct Running {
     /// Chat event sequence of this run.
     event_seq: u64,
     aborted: bool,
+    /// When the run started (ms since the epoch), for the lifecycle events.
+    started_at: u64,
 }
 
 pub struct SessionState {
@@ -1662,14 +1664,22 @@ impl SessionState {
         };
         match Actor::spawn_linked(None, actor, args, myself.get_cell()).await {
             Ok((r, _)) => {
+                let started_at = now_ms();
+                // OpenClaw's run lifecycle: clients show a run as busy from here.
+                self.emit_lifecycle(
+                    &pending.run_id,
+                    1,
+                    json!({"phase": "start", "startedAt": started_at}),
+                );
                 self.running = Some(Running {
                     run_id: pending.run_id.clone(),
                     seq,
                     pending,
                     parts,
                     actor: r,
-                    event_seq: 0,
+                    event_seq: 1,
                     aborted: false,
+                    started_at,
                 });
             }
             Err(e) => {
@@ -1739,7 +1749,7 @@ impl SessionState {
     }
 
     async fn finish(&mut self, running: Running, out: TurnOutput) {
-        let event_seq = running.event_seq + 1;
+        let event_seq = running.event_seq + 2;
         let seqs: Vec<u64> = running.parts.iter().map(|(s, _)| *s).collect();
         let origins = reply_origins(&running.parts);
         let delegations = delegations(&running.parts);
@@ -1760,9 +1770,27 @@ impl SessionState {
             self.finished.push_back(s.clone());
             summaries.push(s);
         }
+        let ended_at = now_ms();
         for summary in summaries {
+            let mut data = json!({
+                "phase": if summary.status == "error" { "error" } else { "end" },
+                "startedAt": running.started_at, "endedAt": ended_at,
+                "aborted": summary.status == "aborted",
+            });
+            if let Some(e) = &summary.error {
+                data["error"] = json!(e);
+            }
+            self.emit_lifecycle(&summary.run_id, event_seq - 1, data);
             self.emit_final(&summary, event_seq);
         }
+    }
+
+    /// An `agent` event on the `lifecycle` stream (`phase` start | end | error | failover).
+    fn emit_lifecycle(&self, run_id: &str, seq: u64, data: Value) {
+        (self.shared.events)(
+            "agent",
+            json!({"runId": run_id, "sessionKey": self.key, "seq": seq, "stream": "lifecycle", "ts": now_ms(), "data": data}),
+        );
     }
 
     fn emit_final(&self, summary: &RunSummary, event_seq: u64) {
