@@ -47,6 +47,8 @@ fn main() {
         };
         println!("store in {}", dir.path().display());
         let llm = MockLlm::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        // The mock shares the cores: it keeps no copy of each request.
+        llm.set_recording(false);
         let tg = FakeTelegram::start("123456:BENCH-token").await;
         let store = Store::open(&dir.path().join("state.redb")).unwrap();
         let agents =

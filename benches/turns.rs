@@ -74,6 +74,8 @@ fn main() {
         };
         println!("store in {}", dir.path().display());
         let llm = MockLlm::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        // The mock shares the cores: it keeps no copy of each request.
+        llm.set_recording(false);
         let store = Store::open(&dir.path().join("state.redb")).unwrap();
         let agent = Arc::new(mock_runtime(&llm, "main", dir.path(), true, |s| s.history_turns = 4));
         let agents = pincer_actors::agent::actor::AgentDirectory::new([agent.clone()]);
@@ -109,7 +111,7 @@ fn main() {
             model: "mock-model".into(),
             system: "s".into(),
             messages: vec![Message::User { content: "hello".into() }],
-            tools: agent.tool_specs().to_vec(),
+            tools: agent.tool_specs().to_vec().into(),
             thinking: Thinking::Off,
             max_tokens: None,
         };

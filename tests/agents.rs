@@ -438,7 +438,7 @@ async fn the_openai_compatible_endpoint_answers_plain_and_streamed() {
         messages: vec![Message::User {
             content: "stream please".into(),
         }],
-        tools: Vec::new(),
+        tools: Default::default(),
         thinking: Thinking::Off,
         max_tokens: None,
     };

@@ -252,7 +252,7 @@ fn ask(model: &str, thinking: Thinking) -> ChatRequest {
         messages: vec![Message::User {
             content: "Hi".into(),
         }],
-        tools: vec![weather_tool()],
+        tools: vec![weather_tool()].into(),
         thinking,
         max_tokens: None,
     }

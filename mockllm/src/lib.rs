@@ -206,6 +206,13 @@ impl MockLlm {
         self.shared.lock().requests.clone()
     }
 
+    /// Turns keeping requests for [`requests`](Self::requests) on or off (on by default).
+    /// Benchmarks turn it off: thousands of kept request bodies cost the machine they
+    /// share with the gateway time and memory.
+    pub fn set_recording(&self, on: bool) {
+        self.shared.lock().recording = on;
+    }
+
     /// Clears the queue and the recorded requests.
     pub fn reset(&self) {
         let mut st = self.shared.lock();

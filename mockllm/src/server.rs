@@ -32,6 +32,8 @@ pub(crate) struct Shared {
 pub(crate) struct ScriptState {
     pub(crate) queue: VecDeque<Step>,
     pub(crate) requests: Vec<RecordedRequest>,
+    /// Whether requests are kept for [`crate::MockLlm::requests`] (default on).
+    pub(crate) recording: bool,
     pub(crate) models: Vec<String>,
 }
 
@@ -41,6 +43,7 @@ impl Shared {
             state: Mutex::new(ScriptState {
                 queue: VecDeque::new(),
                 requests: Vec::new(),
+                recording: true,
                 models: vec!["mock-model".to_owned()],
             }),
             shutdown: watch::Sender::new(false),
@@ -63,8 +66,12 @@ impl Shared {
         st.queue.remove(i)
     }
 
-    fn record(&self, r: RecordedRequest) {
-        self.lock().requests.push(r);
+    /// Keeps the request `r()` builds, unless recording is off.
+    fn record(&self, r: impl FnOnce() -> RecordedRequest) {
+        let mut st = self.lock();
+        if st.recording {
+            st.requests.push(r());
+        }
     }
 
     fn models(&self) -> Vec<String> {
@@ -199,7 +206,7 @@ async fn gemini_generate(
 }
 
 fn record_listing(sh: &Shared, api: MockApi, path: &str, headers: &HeaderMap, key: Option<String>) {
-    sh.record(RecordedRequest {
+    sh.record(|| RecordedRequest {
         api,
         path: path.to_owned(),
         model: String::new(),
@@ -343,7 +350,7 @@ async fn generate(sh: Arc<Shared>, conn: Conn, call: Call, raw: Bytes) -> Respon
             .unwrap_or(false),
     };
     tracing::debug!(api = ?call.api, path = %call.path, %model, stream, "mock llm request");
-    sh.record(RecordedRequest {
+    sh.record(|| RecordedRequest {
         api: call.api,
         path: call.path.clone(),
         model: model.clone(),

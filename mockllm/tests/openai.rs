@@ -219,6 +219,26 @@ async fn default_reply_echoes_the_last_user_message() {
 }
 
 #[tokio::test]
+async fn requests_are_kept_only_while_recording_is_on() {
+    let m = mock().await;
+    let ask = |text: &str| json!({"model": "m", "messages": user_says(text)});
+    let v: Value = chat(&m, ask("one")).await.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "mock reply to: one");
+    m.set_recording(false);
+    // Still answered, just not kept.
+    let v: Value = chat(&m, ask("two")).await.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "mock reply to: two");
+    m.set_recording(true);
+    chat(&m, ask("three")).await;
+    let kept: Vec<Value> = m
+        .requests()
+        .iter()
+        .map(|r| r.body["messages"][0]["content"].clone())
+        .collect();
+    assert_eq!(kept, [json!("one"), json!("three")]);
+}
+
+#[tokio::test]
 async fn model_lists_for_openai_and_ollama() {
     let m = mock().await;
     let c = client();

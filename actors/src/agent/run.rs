@@ -16,7 +16,7 @@ use super::config::{AgentSpec, ExecPolicy, Mode, ModelRef, ProviderSpec};
 use super::failover::Cooldowns;
 use super::model::{
     ChatRequest, Endpoint, Message, ProviderError, StopReason, StreamEvent, Thinking, ToolCall,
-    ToolSpec, Usage,
+    ToolSpec, Tools, Usage,
 };
 use super::providers;
 use super::tools::{ProcessTable, Risk, Tool, ToolContext, ToolPolicy, WorkspaceAccess};
@@ -117,8 +117,11 @@ pub struct AgentRuntime {
     http: std::sync::OnceLock<reqwest::Client>,
     pub cooldowns: Arc<Cooldowns>,
     tools: Vec<Arc<dyn Tool>>,
-    /// The tools' schemas, built once: every model call sends them.
-    specs: Vec<ToolSpec>,
+    /// The tools' schemas, built once: every model call sends them (and their JSON, made
+    /// once per wire format, see [`Tools`]).
+    specs: Tools,
+    /// The same without the tools a sandboxed session is not offered, made on first use.
+    sandboxed_specs: std::sync::OnceLock<Tools>,
     /// Their serialised size, for the context-window estimate.
     tool_chars: usize,
     pub processes: Arc<ProcessTable>,
@@ -149,7 +152,8 @@ impl AgentRuntime {
         Self {
             tool_chars: crate::agent::prompt::tool_chars(&specs),
             tools,
-            specs,
+            specs: specs.into(),
+            sandboxed_specs: std::sync::OnceLock::new(),
             spec,
             providers,
             exec,
@@ -337,16 +341,21 @@ pub async fn run_turn(
         .as_ref()
         .and_then(|b| b.for_session(&rt.spec.id, &rt.spec.workspace, &input.session_key))
         .map(|r| r.map(Arc::new));
-    let tools: Vec<ToolSpec> = if mode == Mode::Fast {
-        Vec::new()
+    let tools: Tools = if mode == Mode::Fast {
+        Tools::default()
     } else if sandbox.is_some() {
-        rt.tool_specs()
-            .iter()
-            .filter(|t| !super::tools::DENIED_IN_SANDBOX.contains(&t.name.as_str()))
-            .cloned()
-            .collect()
+        rt.sandboxed_specs
+            .get_or_init(|| {
+                rt.specs
+                    .iter()
+                    .filter(|t| !super::tools::DENIED_IN_SANDBOX.contains(&t.name.as_str()))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .into()
+            })
+            .clone()
     } else {
-        rt.tool_specs().to_vec()
+        rt.specs.clone()
     };
     let mut thinking = input.thinking.unwrap_or(rt.spec.thinking);
     if mode == Mode::Deep && thinking == Thinking::Off {
@@ -479,7 +488,7 @@ pub async fn run_turn(
             model: String::new(),
             system: system.clone(),
             messages,
-            tools: Vec::new(),
+            tools: Tools::default(),
             thinking,
             max_tokens: None,
         };
@@ -548,7 +557,7 @@ async fn compact(
                 previous.unwrap_or("(none)")
             ),
         }],
-        tools: Vec::new(),
+        tools: Tools::default(),
         thinking: Thinking::Off,
         max_tokens: None,
     };

@@ -54,6 +54,9 @@ pub const BLOCK_CHARS: usize = 200;
 /// that never came.
 const KEEP: Duration = Duration::from_secs(3600);
 
+/// How often [`Drafts::start`] looks for runs past [`KEEP`].
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
 /// How long [`Drafts::finish`] waits for a run's task to end its request in flight.
 const FINISH_WAIT: Duration = Duration::from_secs(30);
 
@@ -258,6 +261,8 @@ struct DraftsInner {
     adapter: Arc<dyn Adapter>,
     cfg: StreamConfig,
     runs: Mutex<HashMap<String, Run>>,
+    /// When `runs` was last scanned for runs past KEEP.
+    pruned: Mutex<Instant>,
     /// Serialises read-modify-writes of the saved drafts.
     saved: Mutex<()>,
 }
@@ -276,6 +281,7 @@ impl Drafts {
             adapter,
             cfg,
             runs: Mutex::new(HashMap::new()),
+            pruned: Mutex::new(Instant::now()),
             saved: Mutex::new(()),
         }))
     }
@@ -296,6 +302,10 @@ impl Drafts {
             return;
         }
         let (stop_tx, stop_rx) = oneshot::channel();
+        let now = Instant::now();
+        // The task is spawned under the lock, so the entry exists before the task can end
+        // and remove it (see `preview`).
+        let mut runs = self.0.runs.lock().unwrap();
         let task = tokio::spawn(preview(
             self.clone(),
             run_id.clone(),
@@ -303,16 +313,19 @@ impl Drafts {
             deltas,
             stop_rx,
         ));
-        let now = Instant::now();
-        let mut runs = self.0.runs.lock().unwrap();
-        // Runs whose reply never came (no reply, or it went elsewhere).
-        runs.retain(|_, r| {
-            let keep = now.duration_since(r.started) <= KEEP;
-            if !keep {
-                r.task.abort();
-            }
-            keep
-        });
+        // Runs whose reply never came (no reply, or it went elsewhere), looked for at most
+        // once per PRUNE_EVERY: a scan per message made a flood quadratic.
+        let mut last = self.0.pruned.lock().unwrap();
+        if now.duration_since(*last) >= PRUNE_EVERY {
+            *last = now;
+            runs.retain(|_, r| {
+                let keep = now.duration_since(r.started) <= KEEP;
+                if !keep {
+                    r.task.abort();
+                }
+                keep
+            });
+        }
         runs.insert(
             run_id,
             Run {
@@ -466,6 +479,12 @@ async fn preview(
             },
         }
     }
+    if draft.is_none() {
+        // Nothing to answer: the entry goes now rather than after KEEP (a message folded
+        // into another's turn, or a reply done within one interval, the common case). A
+        // later `finish` finds no run, which is right: there is no draft.
+        inner.runs.lock().unwrap().remove(&run_id);
+    }
     draft.map(|message_id| Draft { message_id })
 }
 
@@ -523,6 +542,51 @@ mod tests {
             "{e}"
         );
         assert!(p(serde_json::json!({"streamEditIntervalMs": "fast"})).is_err());
+    }
+
+    #[tokio::test]
+    async fn runs_that_end_without_a_draft_leave_no_entry_behind() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tg = pincer_fakes::telegram::FakeTelegram::start("1:drafts").await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let cfg = crate::channels::config::accounts(Some(&serde_json::json!({"telegram": {
+            "botToken": tg.token(), "apiBaseUrl": tg.api_url(),
+        }})))
+        .unwrap()
+        .remove(0);
+        let adapter =
+            Arc::new(crate::channels::telegram::Telegram::new(&cfg, store.clone()).unwrap());
+        let drafts = Drafts::new(cfg.key(), store, adapter);
+        assert!(drafts.enabled(), "Telegram previews by default");
+        let origin = ChannelOrigin {
+            channel: "telegram".into(),
+            account: "default".into(),
+            to: "42".into(),
+            thread: None,
+            message_id: "7".into(),
+        };
+        // A flood of messages: each run's reply is done (or folded into another turn)
+        // before an interval passes, so none gets a draft.
+        let mut senders = Vec::new();
+        for i in 0..1000 {
+            let (tx, rx) = mpsc::unbounded_channel();
+            drafts.start(format!("run-{i}"), origin.clone(), rx);
+            senders.push(tx);
+        }
+        for (i, tx) in senders.iter().enumerate() {
+            if i % 2 == 0 {
+                tx.send("short".into()).unwrap();
+            }
+        }
+        drop(senders);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !drafts.0.runs.lock().unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "runs left behind");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(drafts.finish("run-0").await.is_none(), "no draft to answer");
+        assert!(tg.sent().is_empty(), "no draft was sent");
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,7 +15,7 @@ use super::replay::{self, Kind};
 use super::{errors, malformed_json, parse_args, sse};
 use crate::agent::model::{
     ChatRequest, Endpoint, Message, ProviderError, StopReason, StreamEvent, Thinking, ToolCall,
-    Usage,
+    ToolSpec, Usage,
 };
 
 pub const API_VERSION: &str = "2023-06-01";
@@ -74,6 +74,15 @@ pub fn build_body(req: &ChatRequest) -> Value {
 ///   tool-use turn; when one is not known (another model made the call, or the process
 ///   restarted), thinking is left off for this request instead of failing with 400.
 pub fn build_body_with(req: &ChatRequest, replay: &dyn Fn(&str) -> Option<Value>) -> Value {
+    body(req, replay, true)
+}
+
+/// [`build_body_with`], with or without the `tools` value.
+pub(super) fn body(
+    req: &ChatRequest,
+    replay: &dyn Fn(&str) -> Option<Value>,
+    with_tools: bool,
+) -> Value {
     let blocks_for = |calls: &[ToolCall]| {
         calls
             .first()
@@ -170,21 +179,25 @@ pub fn build_body_with(req: &ChatRequest, replay: &dyn Fn(&str) -> Option<Value>
     if !req.system.is_empty() {
         body["system"] = req.system.as_str().into();
     }
-    if !req.tools.is_empty() {
-        body["tools"] = req
-            .tools
-            .iter()
-            .map(|t| {
-                let mut tool =
-                    json!({"name": t.name, "input_schema": super::object_schema(&t.parameters)});
-                if !t.description.is_empty() {
-                    tool["description"] = t.description.as_str().into();
-                }
-                tool
-            })
-            .collect();
+    if with_tools && !req.tools.is_empty() {
+        body["tools"] = tools_value(&req.tools);
     }
     body
+}
+
+/// The request's `tools` value (made once per tool set: see [`Tools::json`](crate::agent::model::Tools::json)).
+pub fn tools_value(tools: &[ToolSpec]) -> Value {
+    tools
+        .iter()
+        .map(|t| {
+            let mut tool =
+                json!({"name": t.name, "input_schema": super::object_schema(&t.parameters)});
+            if !t.description.is_empty() {
+                tool["description"] = t.description.as_str().into();
+            }
+            tool
+        })
+        .collect()
 }
 
 /// The content blocks of the last message when it is a user message of tool results.

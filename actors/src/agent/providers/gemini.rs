@@ -14,7 +14,7 @@ use super::replay::{self, Kind};
 use super::{errors, malformed_json, new_call_id, sse};
 use crate::agent::model::{
     ChatRequest, Endpoint, Message, ProviderError, StopReason, StreamEvent, Thinking, ToolCall,
-    Usage,
+    ToolSpec, Usage,
 };
 
 /// The placeholder Google documents for function calls whose real thought signature is
@@ -73,6 +73,15 @@ pub fn build_body(req: &ChatRequest) -> Value {
 ///   ([`tool_parameters`]).
 /// - Thinking: `generationConfig.thinkingConfig {thinkingBudget, includeThoughts: true}`.
 pub fn build_body_with(req: &ChatRequest, signature: &dyn Fn(&str) -> Option<Value>) -> Value {
+    body(req, signature, true)
+}
+
+/// [`build_body_with`], with or without the `tools` value.
+pub(super) fn body(
+    req: &ChatRequest,
+    signature: &dyn Fn(&str) -> Option<Value>,
+    with_tools: bool,
+) -> Value {
     let needs_signature = requires_signatures(&req.model);
     let turn_start = req
         .messages
@@ -127,19 +136,8 @@ pub fn build_body_with(req: &ChatRequest, signature: &dyn Fn(&str) -> Option<Val
     if !req.system.is_empty() {
         body["systemInstruction"] = json!({"parts": [{"text": req.system}]});
     }
-    if !req.tools.is_empty() {
-        let decls: Vec<Value> = req
-            .tools
-            .iter()
-            .map(|t| {
-                let mut d = json!({"name": t.name, "description": t.description});
-                if let Some(p) = tool_parameters(&t.parameters) {
-                    d["parameters"] = p;
-                }
-                d
-            })
-            .collect();
-        body["tools"] = json!([{"functionDeclarations": decls}]);
+    if with_tools && !req.tools.is_empty() {
+        body["tools"] = tools_value(&req.tools);
     }
     let mut config = Map::new();
     if let Some(n) = req.max_tokens {
@@ -155,6 +153,21 @@ pub fn build_body_with(req: &ChatRequest, signature: &dyn Fn(&str) -> Option<Val
         body["generationConfig"] = Value::Object(config);
     }
     body
+}
+
+/// The request's `tools` value (made once per tool set: see [`Tools::json`](crate::agent::model::Tools::json)).
+pub fn tools_value(tools: &[ToolSpec]) -> Value {
+    let decls: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            let mut d = json!({"name": t.name, "description": t.description});
+            if let Some(p) = tool_parameters(&t.parameters) {
+                d["parameters"] = p;
+            }
+            d
+        })
+        .collect();
+    json!([{"functionDeclarations": decls}])
 }
 
 fn push_user(contents: &mut Vec<Value>, part: Value) {
@@ -571,7 +584,7 @@ mod tests {
             json!({"thinkingConfig": {"thinkingBudget": 24576, "includeThoughts": true}})
         );
         req.thinking = Thinking::Off;
-        req.tools.clear();
+        req.tools = Default::default();
         req.system.clear();
         let b = build_body(&req);
         assert!(b.get("generationConfig").is_none() && b.get("tools").is_none());

@@ -25,7 +25,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::agent::model::{
-    Api, ChatRequest, Endpoint, ProviderError, StopReason, StreamEvent, Thinking, ToolCall, Usage,
+    Api, ChatRequest, Endpoint, ProviderError, StopReason, StreamEvent, Thinking, ToolCall,
+    ToolSpec, Tools, Usage,
 };
 pub use errors::{classify, retry_after};
 
@@ -78,27 +79,43 @@ pub async fn stream_chat(
     req: &ChatRequest,
 ) -> Result<EventStream, ProviderError> {
     let secret = ep.api_key.clone();
-    let (url, headers, body) = match ep.api {
+    // The body without its tools, then the tools' JSON made once per tool set.
+    let (url, headers, body, tools) = match ep.api {
         Api::OpenAiCompletions => (
             openai::url(ep),
             openai::headers(ep)?,
-            openai::build_body(req),
+            openai::body(req, false),
+            openai::tools_value as fn(&[ToolSpec]) -> Value,
         ),
         Api::AnthropicMessages => (
             anthropic::url(ep),
             anthropic::headers(ep)?,
-            anthropic::build_body_with(req, &|id| {
-                replay::recall(replay::Kind::AnthropicThinking, id)
-            }),
+            anthropic::body(
+                req,
+                &|id| replay::recall(replay::Kind::AnthropicThinking, id),
+                false,
+            ),
+            anthropic::tools_value as fn(&[ToolSpec]) -> Value,
         ),
         Api::GoogleGenerativeAi => (
             gemini::url(ep, &req.model),
             gemini::headers(ep)?,
-            gemini::build_body_with(req, &|id| replay::recall(replay::Kind::GeminiSignature, id)),
+            gemini::body(
+                req,
+                &|id| replay::recall(replay::Kind::GeminiSignature, id),
+                false,
+            ),
+            gemini::tools_value as fn(&[ToolSpec]) -> Value,
         ),
     };
     tracing::debug!(api = ep.api.as_str(), %url, model = %req.model, thinking = req.thinking.as_str(), "model call");
-    let send = http.post(&url).headers(headers).json(&body).send();
+    let body = with_tools(&body, &req.tools, ep.api, tools);
+    let send = http
+        .post(&url)
+        .headers(headers)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send();
     let resp = match tokio::time::timeout(ep.connect_timeout, send).await {
         Err(_) => return Err(ProviderError::Timeout(ep.connect_timeout)),
         Ok(Err(e)) => {
@@ -552,6 +569,23 @@ pub(crate) fn object_schema(v: &Value) -> Value {
     }
 }
 
+/// `body` serialised, with `"tools": <their JSON>` added when there are tools. The
+/// tools' JSON comes from [`Tools::json`]: made once per tool set, not per call.
+fn with_tools(body: &Value, tools: &Tools, api: Api, make: fn(&[ToolSpec]) -> Value) -> Vec<u8> {
+    let mut out = serde_json::to_vec(body).expect("a JSON value serialises");
+    if !tools.is_empty() && out.last() == Some(&b'}') {
+        let json = tools.json(api, make);
+        out.pop();
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#""tools":"#);
+        out.extend_from_slice(json.as_bytes());
+        out.push(b'}');
+    }
+    out
+}
+
 /// A tool call id for APIs that send none.
 pub(crate) fn new_call_id() -> String {
     format!("call_{}", uuid::Uuid::new_v4().simple())
@@ -693,7 +727,8 @@ pub(crate) mod test_util {
                     "required": ["city"],
                     "additionalProperties": false
                 }),
-            }],
+            }]
+            .into(),
             thinking,
             max_tokens: None,
         }
@@ -703,6 +738,60 @@ pub(crate) mod test_util {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type MakeTools = fn(&[ToolSpec]) -> Value;
+
+    #[test]
+    fn the_spliced_tools_make_the_same_body_as_building_it_whole() {
+        for thinking in [Thinking::Off, Thinking::High] {
+            let req = test_util::sample_request(thinking);
+            let cases: [(Api, Value, Value, MakeTools); 3] = [
+                (
+                    Api::OpenAiCompletions,
+                    openai::build_body(&req),
+                    openai::body(&req, false),
+                    openai::tools_value,
+                ),
+                (
+                    Api::AnthropicMessages,
+                    anthropic::build_body(&req),
+                    anthropic::body(&req, &|_| None, false),
+                    anthropic::tools_value,
+                ),
+                (
+                    Api::GoogleGenerativeAi,
+                    gemini::build_body(&req),
+                    gemini::body(&req, &|_| None, false),
+                    gemini::tools_value,
+                ),
+            ];
+            for (api, whole, without, make) in cases {
+                assert!(whole.get("tools").is_some() && without.get("tools").is_none());
+                let spliced: Value =
+                    serde_json::from_slice(&with_tools(&without, &req.tools, api, make)).unwrap();
+                assert_eq!(spliced, whole, "{api:?}");
+                // Made once: the second call reuses the first's text.
+                let first = req.tools.json(api, make).as_ptr();
+                let clone = req.clone();
+                assert_eq!(clone.tools.json(api, |_| unreachable!()).as_ptr(), first);
+                // No tools: the body as it is.
+                let none = Tools::default();
+                let plain: Value =
+                    serde_json::from_slice(&with_tools(&without, &none, api, make)).unwrap();
+                assert_eq!(plain, without);
+            }
+        }
+        // An empty object gets no stray comma.
+        let tools: Tools = test_util::sample_request(Thinking::Off).tools;
+        let out = with_tools(
+            &serde_json::json!({}),
+            &tools,
+            Api::OpenAiCompletions,
+            openai::tools_value,
+        );
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 1);
+    }
 
     struct Lines;
     impl Decoder for Lines {

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::{errors, malformed_json, new_call_id, parse_args, sse, tool_result_text};
 use crate::agent::model::{
     ChatRequest, Endpoint, Message, ProviderError, StopReason, StreamEvent, Thinking, ToolCall,
-    Usage,
+    ToolSpec, Usage,
 };
 
 pub fn url(ep: &Endpoint) -> String {
@@ -36,7 +36,31 @@ pub fn headers(ep: &Endpoint) -> Result<HeaderMap, ProviderError> {
 /// an assistant message that only calls tools has `content: null`; a failed tool
 /// result is prefixed `Error: ` (the format has no error flag); thinking becomes
 /// `reasoning_effort`.
+/// The request's `tools` value (made once per tool set: see [`Tools::json`](crate::agent::model::Tools::json)).
+pub fn tools_value(tools: &[ToolSpec]) -> Value {
+    tools
+        .iter()
+        .map(|t| {
+            json!({
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": super::object_schema(&t.parameters),
+                },
+            })
+        })
+        .collect()
+}
+
+/// The request body; [`super::stream_chat`] leaves out `tools` here and adds their
+/// serialised form, which is what this builds too.
 pub fn build_body(req: &ChatRequest) -> Value {
+    body(req, true)
+}
+
+/// [`build_body`], with or without the `tools` value.
+pub(super) fn body(req: &ChatRequest, with_tools: bool) -> Value {
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if !req.system.is_empty() {
         messages.push(json!({"role": "system", "content": req.system}));
@@ -88,21 +112,8 @@ pub fn build_body(req: &ChatRequest) -> Value {
         "stream": true,
         "stream_options": {"include_usage": true},
     });
-    if !req.tools.is_empty() {
-        body["tools"] = req
-            .tools
-            .iter()
-            .map(|t| {
-                json!({
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": super::object_schema(&t.parameters),
-                    },
-                })
-            })
-            .collect();
+    if with_tools && !req.tools.is_empty() {
+        body["tools"] = tools_value(&req.tools);
     }
     if let Some(n) = req.max_tokens {
         // OpenAI's reasoning models refuse `max_tokens`; everything else (and most
@@ -489,7 +500,7 @@ mod tests {
     #[test]
     fn body_thinking_max_tokens_and_no_tools() {
         let mut req = sample_request(Thinking::Medium);
-        req.tools.clear();
+        req.tools = Default::default();
         req.system.clear();
         req.max_tokens = Some(512);
         let b = build_body(&req);
@@ -524,11 +535,12 @@ mod tests {
         let b = build_body(&req);
         assert!(b.get("reasoning_effort").is_none() && b.get("max_tokens").is_none());
         // A tool without a schema gets an empty object schema.
-        req.tools.push(ToolSpec {
+        req.tools = vec![ToolSpec {
             name: "now".into(),
             description: "time".into(),
             parameters: Value::Null,
-        });
+        }]
+        .into();
         assert_eq!(
             build_body(&req)["tools"][0]["function"]["parameters"],
             json!({"type": "object", "properties": {}})
