@@ -715,12 +715,22 @@ impl Actor for SessionsActor {
                         return Ok(());
                     }
                 };
+                // A delegated task (sessions_spawn, sessions_send) needs no fsync of its
+                // own: the requester's turn that made it ends in a durable commit, and redb
+                // commits land in order, so that commit (or the task's own turn's, if it
+                // comes first) has the task too; a crash before either replays the
+                // requester's turn, which asks again. Everything else (channel messages,
+                // hooks, cron) is durable before it is acknowledged.
+                let stored = pending
+                    .delegation
+                    .is_none()
+                    .then(|| state.shared.store.sync());
                 let _ = session.cast(SessionMsg::Enqueue {
                     seq,
                     pending,
                     stream,
                     reply: Some(reply),
-                    stored: Some(state.shared.store.sync()),
+                    stored,
                 });
             }
             SessionsMsg::SendMany { items } => {
