@@ -14,16 +14,27 @@ use support::*;
 const TOKEN: &str = "123456:TEST-token";
 const WAIT: Duration = Duration::from_secs(20);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_telegram_dm_gets_its_agent_reply_as_html_in_chunks_answering_the_message() {
+/// A fake Bot API, the mock LLM and a state directory whose config takes DMs from anyone.
+async fn open_dm_setup() -> (
+    FakeTelegram,
+    pincer_mockllm::MockLlm,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
     let tg = FakeTelegram::start(TOKEN).await;
     let llm = mock_llm().await;
-    let (_dir, home) = temp_home();
+    let (dir, home) = temp_home();
     write_channels_config(
         &home,
         &llm,
         json!({"telegram": telegram_config(&tg, json!({"dmPolicy": "open"}))}),
     );
+    (tg, llm, dir, home)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_telegram_dm_gets_its_agent_reply_as_html_in_chunks_answering_the_message() {
+    let (tg, llm, _dir, home) = open_dm_setup().await;
     let _gw = Daemon::start(&home, &["--port", "0"], &[]);
 
     // A reply longer than Telegram's 4096-character limit, with Markdown.
@@ -310,4 +321,32 @@ async fn a_crashed_channel_actor_restarts_and_sends_its_reply_while_another_acco
     };
     assert_eq!(starts("a"), 2, "{st}");
     assert_eq!(starts("b"), 1, "{st}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_being_sent_at_a_clean_stop_is_finished_and_never_sent_again() {
+    let (tg, llm, _dir, home) = open_dm_setup().await;
+    let gw = Daemon::start(&home, &["--port", "0"], &[]);
+    // The platform takes 1.5 s to answer the reply's send; the stop comes meanwhile.
+    tg.fail_next("sendMessage", Fault::Slow { millis: 1500 });
+    llm.push(Step::text("the answer"));
+    tg.user_message(77, 77, "question");
+    let deadline = std::time::Instant::now() + WAIT;
+    while tg.calls("sendMessage").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reply was never sent"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.signal(libc::SIGTERM);
+    let (code, lines) = gw.wait();
+    assert_eq!(code, Some(0), "{}", lines.join("\n"));
+    // The stop waited for the send in flight instead of cutting it off.
+    assert_eq!(tg.sent().len(), 1, "sent before the gateway exited");
+    // Recorded as sent: the next start has nothing to send again.
+    let _gw = Daemon::start(&home, &["--port", "0"], &[]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let texts: Vec<String> = tg.sent().into_iter().map(|m| m.shown_text).collect();
+    assert_eq!(texts, ["the answer"], "answered once");
 }

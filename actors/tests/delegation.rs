@@ -351,6 +351,14 @@ async fn a_principal_delegates_to_two_specialists_with_their_own_tool_policies()
                 ("delegation.result", "ok")
             ]
         );
+        // The spawn's record, written in the task's own commit, names the child's run.
+        let spawn = audit
+            .iter()
+            .find(|(_, a)| {
+                a.correlation_id.as_deref() == Some(corr) && a.kind == "delegation.spawn"
+            })
+            .unwrap();
+        assert_eq!(spawn.1.detail["runId"], s["runId"], "{:?}", spawn.1);
     }
     r.sessions.stop(None);
     let _ = r.handle.await;

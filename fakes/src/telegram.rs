@@ -90,6 +90,9 @@ pub enum Fault {
     Malformed,
     /// 401 `Unauthorized`, as for a revoked token.
     Unauthorized,
+    /// Answered normally, but only after this many milliseconds (tokio time); a client
+    /// that gives up meanwhile leaves the call undone.
+    Slow { millis: u64 },
 }
 
 /// An error answer: `error_code`, `description` and, for 429, `retry_after`.

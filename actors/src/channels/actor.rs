@@ -689,8 +689,15 @@ pub struct ChannelState {
     key: String,
     dir: ChannelDirectory,
     outbox: mpsc::UnboundedSender<u64>,
+    /// Tells the send loop to stop after the reply it is delivering (a clean stop).
+    stop_sending: tokio::sync::watch::Sender<bool>,
+    /// The send loop first, then the receive loop.
     tasks: Tasks,
 }
+
+/// How long a clean stop waits for the reply being delivered to be sent and recorded.
+/// Cut short, the reply is still pending in the outbox and goes out at the next start.
+const SEND_GRACE: Duration = Duration::from_secs(5);
 
 impl Actor for ChannelActor {
     type Msg = ChannelMsg;
@@ -719,6 +726,7 @@ impl Actor for ChannelActor {
             Some((myself.clone(), args.adapter.clone(), inbound.clone())),
         );
         let (tx, rx) = mpsc::unbounded_channel();
+        let (stop_sending, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         // Outbound first: replies queued while the account was down go out now.
         tasks.push(tokio::spawn(send_loop(
@@ -727,6 +735,7 @@ impl Actor for ChannelActor {
             args.adapter.clone(),
             drafts,
             rx,
+            stop_rx,
         )));
         if let Ok(rows) = pending_rows(&args.ctx.store, &key) {
             for id in rows {
@@ -743,6 +752,7 @@ impl Actor for ChannelActor {
         Ok(ChannelState {
             key,
             outbox: tx,
+            stop_sending,
             tasks: Tasks(tasks),
             dir,
         })
@@ -775,6 +785,17 @@ impl Actor for ChannelActor {
         _myself: ActorRef<ChannelMsg>,
         state: &mut ChannelState,
     ) -> Result<(), ActorProcessingErr> {
+        // No more taking in; the reply being sent is finished and recorded (a reply the
+        // platform took but the outbox still called pending would go out twice).
+        for t in state.tasks.0.iter().skip(1) {
+            t.abort();
+        }
+        let _ = state.stop_sending.send(true);
+        if let Some(send) = state.tasks.0.first_mut()
+            && tokio::time::timeout(SEND_GRACE, send).await.is_err()
+        {
+            warn!(channel = %state.key, "a reply was still being sent at the stop; it stays in the outbox for the next start");
+        }
         for t in &state.tasks.0 {
             t.abort();
         }
@@ -877,8 +898,18 @@ async fn send_loop(
     adapter: Arc<dyn Adapter>,
     drafts: Drafts,
     mut ids: mpsc::UnboundedReceiver<u64>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    while let Some(id) = ids.recv().await {
+    loop {
+        // A stop is looked at between replies, never in the middle of one.
+        let id = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            id = ids.recv() => match id {
+                Some(id) => id,
+                None => break,
+            },
+        };
         let row: OutboxRow = match ctx.store.outbox_row(id) {
             Ok(Some(r)) => r,
             Ok(None) => continue,

@@ -278,6 +278,17 @@ impl Delegator {
                 reply_origin: caller.origin.clone(),
                 depth: caller.depth + 1,
             }),
+            // In the task's own commit (its runId filled in there): one commit, not two.
+            audit: Some(AuditRecord {
+                ts: now_ms(),
+                kind: "delegation.spawn".into(),
+                actor: caller.session_key.clone(),
+                target: Some(child.clone()),
+                agents: vec![caller.agent_id.clone(), target.clone()],
+                correlation_id: Some(correlation_id.clone()),
+                outcome: "accepted".into(),
+                detail: json!({"label": label, "priority": priority, "runTimeoutSeconds": timeout}),
+            }),
         };
         let sent = self.send_message(&child, text, opts).await;
         let run_id = match sent {
@@ -288,16 +299,6 @@ impl Delegator {
             }
         };
         info!(requester = %caller.session_key, child = %child, %correlation_id, "sub-agent spawned");
-        self.audit(AuditRecord {
-            ts: now_ms(),
-            kind: "delegation.spawn".into(),
-            actor: caller.session_key.clone(),
-            target: Some(child.clone()),
-            agents: vec![caller.agent_id.clone(), target.clone()],
-            correlation_id: Some(correlation_id.clone()),
-            outcome: "accepted".into(),
-            detail: json!({"runId": run_id, "label": label, "priority": priority, "runTimeoutSeconds": timeout}),
-        });
         Ok(json!({
             "status": "accepted",
             "runId": run_id,

@@ -182,6 +182,8 @@ pub struct TurnOptions {
     /// not delivered.
     pub heartbeat_ack_max_chars: Option<usize>,
     pub delegation: Option<delegation::Delegation>,
+    /// Written in the message's own commit, its `detail.runId` set to the run's id.
+    pub audit: Option<crate::audit::AuditRecord>,
 }
 
 impl Pending {
@@ -205,6 +207,7 @@ impl Pending {
     }
 
     /// Applies a message's options.
+    /// These options on this message (all but `audit`, which is not part of it).
     pub fn with(mut self, opts: TurnOptions) -> Self {
         self.model = opts.model;
         self.priority = opts.priority;
@@ -675,7 +678,7 @@ impl Actor for SessionsActor {
                 compact,
                 mode,
                 origin,
-                opts,
+                mut opts,
                 reply,
             } => {
                 let session = match state.session(&myself, &key).await {
@@ -685,6 +688,7 @@ impl Actor for SessionsActor {
                         return Ok(());
                     }
                 };
+                let audit = opts.audit.take();
                 let pending = Pending {
                     thinking,
                     compact,
@@ -702,7 +706,13 @@ impl Actor for SessionsActor {
                         (&o.account_key(), &o.message_id),
                         pending.received_at,
                     ),
-                    None => store.inbox_stage(&key, &pending).map(Some),
+                    None => match audit {
+                        Some(mut rec) => {
+                            rec.detail["runId"] = pending.run_id.clone().into();
+                            store.inbox_stage_audited(&key, &pending, &rec).map(Some)
+                        }
+                        None => store.inbox_stage(&key, &pending).map(Some),
+                    },
                 };
                 let seq = match staged {
                     Ok(Some(seq)) => seq,
@@ -721,10 +731,14 @@ impl Actor for SessionsActor {
                 // comes first) has the task too; a crash before either replays the
                 // requester's turn, which asks again. Everything else (channel messages,
                 // hooks, cron) is durable before it is acknowledged.
-                let stored = pending
-                    .delegation
-                    .is_none()
-                    .then(|| state.shared.store.sync());
+                let stored = if pending.delegation.is_none() {
+                    Some(state.shared.store.sync())
+                } else {
+                    // Still asked for, not waited on: the fsync then overlaps the child's
+                    // model call, and its turn's own commit has less left to flush.
+                    drop(state.shared.store.sync());
+                    None
+                };
                 let _ = session.cast(SessionMsg::Enqueue {
                     seq,
                     pending,

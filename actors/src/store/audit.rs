@@ -35,12 +35,12 @@ pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), redb::Error> {
 
 /// How many records to keep and how many extra to allow before pruning.
 #[derive(Debug, Clone, Copy)]
-struct Retention {
+pub(super) struct Retention {
     keep: u64,
     batch: u64,
 }
 
-const RETENTION: Retention = Retention {
+pub(super) const RETENTION: Retention = Retention {
     keep: AUDIT_KEEP,
     batch: AUDIT_PRUNE_BATCH,
 };
@@ -59,33 +59,10 @@ impl Store {
         rec: &AuditRecord,
         retention: Retention,
     ) -> Result<u64, StoreError> {
-        let row = serde_json::to_vec(rec).expect("audit records serialise");
         let mut tx = self.db.begin_write().map_err(|e| self.err(e.into()))?;
         tx.set_durability(redb::Durability::None)
             .map_err(|e| self.err(e.into()))?;
-        let seq = {
-            let mut meta = tx.open_table(AUDIT_META).map_err(|e| self.err(e.into()))?;
-            let seq = meta
-                .get("last_seq")
-                .map_err(|e| self.err(e.into()))?
-                .map(|v| v.value())
-                .unwrap_or(0)
-                + 1;
-            meta.insert("last_seq", seq)
-                .map_err(|e| self.err(e.into()))?;
-            let mut t = tx.open_table(AUDIT).map_err(|e| self.err(e.into()))?;
-            t.insert((rec.ts, seq), row.as_slice())
-                .map_err(|e| self.err(e.into()))?;
-            let len = t.len().map_err(|e| self.err(e.into()))?;
-            if len >= retention.keep + retention.batch {
-                for _ in retention.keep..len {
-                    if t.pop_first().map_err(|e| self.err(e.into()))?.is_none() {
-                        break;
-                    }
-                }
-            }
-            seq
-        };
+        let seq = audit_write(&tx, rec, retention).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e.into()))?;
         drop(self.sync());
         Ok(seq)
@@ -128,6 +105,29 @@ impl Store {
             Err(e) => Err(self.err(e.into())),
         }
     }
+}
+
+/// Appends `rec` in `tx` (with whatever else `tx` writes), pruning past `retention`.
+pub(super) fn audit_write(
+    tx: &redb::WriteTransaction,
+    rec: &AuditRecord,
+    retention: Retention,
+) -> Result<u64, redb::Error> {
+    let row = serde_json::to_vec(rec).expect("audit records serialise");
+    let mut meta = tx.open_table(AUDIT_META)?;
+    let seq = meta.get("last_seq")?.map(|v| v.value()).unwrap_or(0) + 1;
+    meta.insert("last_seq", seq)?;
+    let mut t = tx.open_table(AUDIT)?;
+    t.insert((rec.ts, seq), row.as_slice())?;
+    let len = t.len()?;
+    if len >= retention.keep + retention.batch {
+        for _ in retention.keep..len {
+            if t.pop_first()?.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(seq)
 }
 
 #[cfg(test)]

@@ -128,7 +128,7 @@ impl Store {
     /// Records an accepted message before it is acknowledged; returns its inbox seq.
     pub fn inbox_push<T: Serialize>(&self, key: &str, msg: &T) -> Result<u64, StoreError> {
         Ok(self
-            .inbox_write(key, msg, true, None)?
+            .inbox_write(key, msg, true, None, None)?
             .expect("no seen mark, no duplicate"))
     }
 
@@ -137,7 +137,20 @@ impl Store {
     /// other writers) is what to wait for before acknowledging the message.
     pub fn inbox_stage<T: Serialize>(&self, key: &str, msg: &T) -> Result<u64, StoreError> {
         Ok(self
-            .inbox_write(key, msg, false, None)?
+            .inbox_write(key, msg, false, None, None)?
+            .expect("no seen mark, no duplicate"))
+    }
+
+    /// `inbox_stage` with an audit record written in the same commit (a delegated task
+    /// and its `delegation.spawn` record: one commit, not two).
+    pub fn inbox_stage_audited<T: Serialize>(
+        &self,
+        key: &str,
+        msg: &T,
+        audit: &crate::audit::AuditRecord,
+    ) -> Result<u64, StoreError> {
+        Ok(self
+            .inbox_write(key, msg, false, None, Some(audit))?
             .expect("no seen mark, no duplicate"))
     }
 
@@ -151,7 +164,7 @@ impl Store {
         seen: (&str, &str),
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
-        self.inbox_write(key, msg, false, Some((seen, now_ms)))
+        self.inbox_write(key, msg, false, Some((seen, now_ms)), None)
     }
 
     /// `inbox_stage_seen` for a batch (a platform's page of updates), in one commit: one
@@ -192,6 +205,7 @@ impl Store {
         msg: &T,
         durable: bool,
         seen: Option<((&str, &str), u64)>,
+        audit: Option<&crate::audit::AuditRecord>,
     ) -> Result<Option<u64>, StoreError> {
         let mut tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
         if !durable {
@@ -211,6 +225,10 @@ impl Store {
                 .map_err(|e| self.db_err(e))?;
             seq
         };
+        if let Some(rec) = audit {
+            super::audit::audit_write(&tx, rec, super::audit::RETENTION)
+                .map_err(|e| self.err(e))?;
+        }
         tx.commit().map_err(|e| self.db_err(e))?;
         Ok(Some(seq))
     }

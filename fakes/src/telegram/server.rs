@@ -109,6 +109,7 @@ fn fault_response(fault: Fault, conn: &Conn) -> Response {
         )
             .into_response(),
         Fault::Unauthorized => error(&ApiError::new(401, "Unauthorized")),
+        Fault::Slow { .. } => unreachable!("answered normally, after its delay"),
     }
 }
 
@@ -147,8 +148,10 @@ async fn bot_method(
     if !token_ok {
         return error(&token_error(token));
     }
-    if let Some(f) = fault {
-        return fault_response(f, &conn);
+    match fault {
+        Some(Fault::Slow { millis }) => tokio::time::sleep(Duration::from_millis(millis)).await,
+        Some(f) => return fault_response(f, &conn),
+        None => {}
     }
     let params = match parsed {
         Ok(p) => p,
