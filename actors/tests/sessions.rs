@@ -432,5 +432,24 @@ async fn a_run_reports_its_lifecycle_start_and_end_around_the_final_chat_event()
         end["error"].as_str().is_some_and(|e| !e.is_empty()),
         "the error says what went wrong: {end}"
     );
+    // A run answered without a turn (`/new`) has its lifecycle too.
+    let reset = turn(&sessions, key, "/new").await;
+    let shape: Vec<(String, u64)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| p["runId"] == reset.run_id.as_str())
+        .map(|(e, p)| {
+            let what = match e.as_str() {
+                "agent" => p["data"]["phase"].as_str().unwrap().to_owned(),
+                _ => p["state"].as_str().unwrap().to_owned(),
+            };
+            (what, p["seq"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [("start".into(), 1), ("end".into(), 2), ("final".into(), 3)]
+    );
     sessions.stop(None);
 }

@@ -697,7 +697,8 @@ pub struct ChannelState {
 
 /// How long a clean stop waits for the reply being delivered to be sent and recorded.
 /// Cut short, the reply is still pending in the outbox and goes out at the next start.
-const SEND_GRACE: Duration = Duration::from_secs(5);
+/// Under the supervisor's 5 s stop timeout for a child, which would cancel `post_stop`.
+const SEND_GRACE: Duration = Duration::from_secs(3);
 
 impl Actor for ChannelActor {
     type Msg = ChannelMsg;
@@ -790,6 +791,12 @@ impl Actor for ChannelActor {
         for t in state.tasks.0.iter().skip(1) {
             t.abort();
         }
+        state.dir.register(&state.key, None);
+        state.dir.update(&state.key, |s| {
+            if s.state == "running" || s.state == "starting" {
+                s.state = "stopped".into();
+            }
+        });
         let _ = state.stop_sending.send(true);
         if let Some(send) = state.tasks.0.first_mut()
             && tokio::time::timeout(SEND_GRACE, send).await.is_err()
@@ -799,12 +806,6 @@ impl Actor for ChannelActor {
         for t in &state.tasks.0 {
             t.abort();
         }
-        state.dir.register(&state.key, None);
-        state.dir.update(&state.key, |s| {
-            if s.state == "running" || s.state == "starting" {
-                s.state = "stopped".into();
-            }
-        });
         Ok(())
     }
 }

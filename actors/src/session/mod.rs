@@ -206,8 +206,8 @@ impl Pending {
         }
     }
 
-    /// Applies a message's options.
-    /// These options on this message (all but `audit`, which is not part of it).
+    /// Applies a message's options (all but `audit`, which is written beside the
+    /// message, not kept in it).
     pub fn with(mut self, opts: TurnOptions) -> Self {
         self.model = opts.model;
         self.priority = opts.priority;
@@ -700,12 +700,22 @@ impl Actor for SessionsActor {
                 // the session once a shared durable commit has it, while its turn starts.
                 let store = &state.shared.store;
                 let staged = match &pending.origin {
-                    Some(o) => store.inbox_stage_seen(
-                        &key,
-                        &pending,
-                        (&o.account_key(), &o.message_id),
-                        pending.received_at,
-                    ),
+                    Some(o) => {
+                        let staged = store.inbox_stage_seen(
+                            &key,
+                            &pending,
+                            (&o.account_key(), &o.message_id),
+                            pending.received_at,
+                        );
+                        // A chat message's record (none has one today) in a commit of its own.
+                        if let (Ok(Some(_)), Some(mut rec)) = (&staged, audit) {
+                            rec.detail["runId"] = pending.run_id.clone().into();
+                            if let Err(e) = store.audit_append(&rec) {
+                                warn!(session = %key, error = %e, "could not write the audit record");
+                            }
+                        }
+                        staged
+                    }
                     None => match audit {
                         Some(mut rec) => {
                             rec.detail["runId"] = pending.run_id.clone().into();
@@ -1541,7 +1551,21 @@ impl SessionState {
         for w in self.waiters.remove(&pending.run_id).unwrap_or_default() {
             let _ = w.send(summary.clone());
         }
-        self.emit_final(&summary, 1);
+        let now = now_ms();
+        self.emit_lifecycle(
+            &summary.run_id,
+            1,
+            json!({"phase": "start", "startedAt": now}),
+        );
+        let mut data = json!({
+            "phase": if summary.error.is_some() { "error" } else { "end" },
+            "startedAt": now, "endedAt": now, "aborted": false,
+        });
+        if let Some(e) = &summary.error {
+            data["error"] = json!(e);
+        }
+        self.emit_lifecycle(&summary.run_id, 2, data);
+        self.emit_final(&summary, 3);
         self.finished.push_back(summary);
         while self.finished.len() > 32 {
             self.finished.pop_front();
@@ -1689,12 +1713,17 @@ impl SessionState {
         match Actor::spawn_linked(None, actor, args, myself.get_cell()).await {
             Ok((r, _)) => {
                 let started_at = now_ms();
-                // OpenClaw's run lifecycle: clients show a run as busy from here.
-                self.emit_lifecycle(
-                    &pending.run_id,
-                    1,
-                    json!({"phase": "start", "startedAt": started_at}),
-                );
+                // OpenClaw's run lifecycle: clients show a run as busy from here (the
+                // messages collected into this turn too: they get its answer).
+                for run_id in std::iter::once(&pending.run_id)
+                    .chain(parts.iter().skip(1).map(|(_, p)| &p.run_id))
+                {
+                    self.emit_lifecycle(
+                        run_id,
+                        1,
+                        json!({"phase": "start", "startedAt": started_at}),
+                    );
+                }
                 self.running = Some(Running {
                     run_id: pending.run_id.clone(),
                     seq,

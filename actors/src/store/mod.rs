@@ -188,7 +188,6 @@ impl Store {
                     description: m.description,
                     source: Box::new(source),
                 })?;
-                tracing::info!(path = %path.display(), from = m.from, to = m.to, what = m.description, "store migrated");
                 version = m.to;
             }
             {
@@ -198,11 +197,12 @@ impl Store {
             }
             if version == current {
                 tx.commit().map_err(|e| store.err(e.into()))?;
+                tracing::info!(path = %path.display(), from = found, to = current, "store migrated");
             }
         }
         if version != current {
             return Err(StoreError::Io(format!(
-                "{}: no migration path from schema version {version} to {current}",
+                "{}: no migration path from schema version {version} to {current} (the file stays at version {found})",
                 path.display()
             )));
         }

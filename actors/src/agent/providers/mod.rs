@@ -110,12 +110,12 @@ pub async fn stream_chat(
     };
     tracing::debug!(api = ep.api.as_str(), %url, model = %req.model, thinking = req.thinking.as_str(), "model call");
     let body = with_tools(&body, &req.tools, ep.api, tools);
-    let send = http
-        .post(&url)
-        .headers(headers)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send();
+    let mut headers = headers;
+    // As `.json()` did: the endpoint's own Content-Type, if it set one, wins.
+    headers
+        .entry(reqwest::header::CONTENT_TYPE)
+        .or_insert(HeaderValue::from_static("application/json"));
+    let send = http.post(&url).headers(headers).body(body).send();
     let resp = match tokio::time::timeout(ep.connect_timeout, send).await {
         Err(_) => return Err(ProviderError::Timeout(ep.connect_timeout)),
         Ok(Err(e)) => {

@@ -32,10 +32,6 @@ pub fn headers(ep: &Endpoint) -> Result<HeaderMap, ProviderError> {
     super::header_map(&own, &ep.headers)
 }
 
-/// The request body. `tools` is left out when there are none (OpenAI rejects `[]`);
-/// an assistant message that only calls tools has `content: null`; a failed tool
-/// result is prefixed `Error: ` (the format has no error flag); thinking becomes
-/// `reasoning_effort`.
 /// The request's `tools` value (made once per tool set: see [`Tools::json`](crate::agent::model::Tools::json)).
 pub fn tools_value(tools: &[ToolSpec]) -> Value {
     tools
@@ -53,8 +49,11 @@ pub fn tools_value(tools: &[ToolSpec]) -> Value {
         .collect()
 }
 
-/// The request body; [`super::stream_chat`] leaves out `tools` here and adds their
-/// serialised form, which is what this builds too.
+/// The request body. `tools` is left out when there are none (OpenAI rejects `[]`);
+/// an assistant message that only calls tools has `content: null`; a failed tool
+/// result is prefixed `Error: ` (the format has no error flag); thinking becomes
+/// `reasoning_effort`. [`super::stream_chat`] builds it without `tools` and adds their
+/// JSON made once per tool set, which comes to the same body.
 pub fn build_body(req: &ChatRequest) -> Value {
     body(req, true)
 }
