@@ -49,12 +49,7 @@ fn provider(llm: &MockLlm) -> ProviderSpec {
         headers: Vec::new(),
         models: ["p", "a", "b", "c"]
             .iter()
-            .map(|m| ModelSpec {
-                id: m.to_string(),
-                name: None,
-                context_window: None,
-                max_tokens: None,
-            })
+            .map(|m| ModelSpec::with_id(m))
             .collect(),
         source: "test".into(),
     }
@@ -230,6 +225,22 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// The steps of an agent's model (`model`) that spawns with `args`, then says `then`.
+fn spawn_then(model: &str, args: Value, then: &str) -> [Step; 2] {
+    [
+        Step::tool_call("sessions_spawn", args).for_model(model),
+        Step::text(then).for_model(model),
+    ]
+}
+
+/// The child session of the first spawn `key` made.
+fn first_child(store: &Store, key: &str) -> String {
+    spawned(store, key)[0]["childSessionKey"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn spawned(store: &Store, key: &str) -> Vec<Value> {
     tool_results(store, key, "sessions_spawn")
         .into_iter()
@@ -368,18 +379,15 @@ async fn a_principal_delegates_to_two_specialists_with_their_own_tool_policies()
 async fn a_deadline_past_aborts_the_child_and_the_principal_gets_a_timeout() {
     let r = rig(&|_| {}).await;
     let main = "agent:main:main";
-    r.llm.push_all([
-        Step::tool_call(
-            "sessions_spawn",
-            json!({"task": "think slowly", "agentId": "slow", "runTimeoutSeconds": 1}),
-        )
-        .for_model("p"),
-        Step::text("spawned").for_model("p"),
-        Step::fault(Fault::Slow {
-            per_event_ms: 5_000,
-        })
-        .for_model("c"),
-    ]);
+    r.llm.push_all(spawn_then(
+        "p",
+        json!({"task": "think slowly", "agentId": "slow", "runTimeoutSeconds": 1}),
+        "spawned",
+    ));
+    r.llm.push_all([Step::fault(Fault::Slow {
+        per_event_ms: 5_000,
+    })
+    .for_model("c")]);
     assert_eq!(turn(&r.sessions, main, "go").await.status, "ok");
     let corr = spawned(&r.store, main)[0]["correlationId"]
         .as_str()
@@ -402,13 +410,12 @@ async fn a_deadline_past_aborts_the_child_and_the_principal_gets_a_timeout() {
 async fn a_specialist_session_crash_mid_run_is_retried_and_its_result_arrives_once() {
     let r = rig(&|_| {}).await;
     let main = "agent:main:main";
+    r.llm.push_all(spawn_then(
+        "p",
+        json!({"task": "count", "agentId": "coder"}),
+        "spawned",
+    ));
     r.llm.push_all([
-        Step::tool_call(
-            "sessions_spawn",
-            json!({"task": "count", "agentId": "coder"}),
-        )
-        .for_model("p"),
-        Step::text("spawned").for_model("p"),
         // The child's reply streams slowly: the crash lands while it streams.
         Step::fault(Fault::Slow { per_event_ms: 300 }).for_model("a"),
     ]);
@@ -435,22 +442,16 @@ async fn a_specialist_session_crash_mid_run_is_retried_and_its_result_arrives_on
 async fn a_specialist_run_crash_is_reported_to_the_principal_with_its_result() {
     let r = rig(&|_| {}).await;
     let main = "agent:main:main";
-    r.llm.push_all([
-        Step::tool_call(
-            "sessions_spawn",
-            json!({"task": "fragile", "agentId": "reader"}),
-        )
-        .for_model("p"),
-        Step::text("spawned").for_model("p"),
-        Step::text("fragile done").for_model("b"),
-    ]);
+    r.llm.push_all(spawn_then(
+        "p",
+        json!({"task": "fragile", "agentId": "reader"}),
+        "spawned",
+    ));
+    r.llm.push_all([Step::text("fragile done").for_model("b")]);
     // The principal's run is the first, the child's the second: that one crashes.
     r.faults.arm("run", Crash::PanicAt { nth: 2 });
     assert_eq!(turn(&r.sessions, main, "go").await.status, "ok");
-    let child = spawned(&r.store, main)[0]["childSessionKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let child = first_child(&r.store, main);
     until("the result", || !announcements(&r.store, main).is_empty()).await;
     let ann = announcements(&r.store, main);
     assert_eq!(ann.len(), 1, "{ann:?}");
@@ -471,22 +472,16 @@ async fn a_specialist_run_crash_is_reported_to_the_principal_with_its_result() {
 async fn a_specialist_that_keeps_crashing_is_reported_to_the_principal() {
     let r = rig(&|_| {}).await;
     let main = "agent:main:main";
-    r.llm.push_all([
-        Step::tool_call(
-            "sessions_spawn",
-            json!({"task": "doomed", "agentId": "coder"}),
-        )
-        .for_model("p"),
-        Step::text("spawned").for_model("p"),
-    ]);
+    r.llm.push_all(spawn_then(
+        "p",
+        json!({"task": "doomed", "agentId": "coder"}),
+        "spawned",
+    ));
     // Every attempt streams slowly, so each restart is still running when it crashes.
     r.llm
         .push_all((0..8).map(|_| Step::fault(Fault::Slow { per_event_ms: 200 }).for_model("a")));
     assert_eq!(turn(&r.sessions, main, "go").await.status, "ok");
-    let child = spawned(&r.store, main)[0]["childSessionKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let child = first_child(&r.store, main);
     // The child's session crashes on every start, more often than the Sessions actor
     // restarts a session within a minute.
     for i in 0..6 {
@@ -520,13 +515,12 @@ async fn a_specialist_that_keeps_crashing_is_reported_to_the_principal() {
 async fn an_announcement_survives_a_restart_before_the_principal_takes_it() {
     let r = rig(&|_| {}).await;
     let main = "agent:main:main";
+    r.llm.push_all(spawn_then(
+        "p",
+        json!({"task": "quick", "agentId": "coder"}),
+        "spawned",
+    ));
     r.llm.push_all([
-        Step::tool_call(
-            "sessions_spawn",
-            json!({"task": "quick", "agentId": "coder"}),
-        )
-        .for_model("p"),
-        Step::text("spawned").for_model("p"),
         Step::text("the quick result").for_model("a"),
         // The principal's turn for the announcement hangs: the gateway "dies" first.
         Step::fault(Fault::Stall).for_model("p"),
@@ -621,25 +615,18 @@ async fn spawning_is_limited_by_allow_agents_depth_and_concurrency() {
 async fn a_sub_agent_cannot_spawn_its_own_at_the_default_depth() {
     let r = rig(&|s| s.subagents.allow_agents = vec!["*".into()]).await;
     let main = "agent:main:main";
-    r.llm.push_all([
-        Step::tool_call(
-            "sessions_spawn",
-            json!({"task": "delegate further", "agentId": "coder"}),
-        )
-        .for_model("p"),
-        Step::text("ok").for_model("p"),
-        Step::tool_call(
-            "sessions_spawn",
-            json!({"task": "deeper", "agentId": "reader"}),
-        )
-        .for_model("a"),
-        Step::text("I could not delegate").for_model("a"),
-    ]);
+    r.llm.push_all(spawn_then(
+        "p",
+        json!({"task": "delegate further", "agentId": "coder"}),
+        "ok",
+    ));
+    r.llm.push_all(spawn_then(
+        "a",
+        json!({"task": "deeper", "agentId": "reader"}),
+        "I could not delegate",
+    ));
     turn(&r.sessions, main, "go").await;
-    let child = spawned(&r.store, main)[0]["childSessionKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let child = first_child(&r.store, main);
     until("the result", || announcements(&r.store, main).len() == 1).await;
     let nested = tool_results(&r.store, &child, "sessions_spawn");
     assert!(
@@ -817,19 +804,13 @@ async fn a_higher_priority_delegation_is_served_first() {
 async fn a_finished_sub_agent_session_is_archived_after_archive_after() {
     let r = rig(&|s| s.subagents.archive_after = Duration::from_millis(300)).await;
     let main = "agent:main:main";
-    r.llm.push_all([
-        Step::tool_call(
-            "sessions_spawn",
-            json!({"task": "short", "agentId": "coder"}),
-        )
-        .for_model("p"),
-        Step::text("ok").for_model("p"),
-    ]);
+    r.llm.push_all(spawn_then(
+        "p",
+        json!({"task": "short", "agentId": "coder"}),
+        "ok",
+    ));
     turn(&r.sessions, main, "go").await;
-    let child = spawned(&r.store, main)[0]["childSessionKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let child = first_child(&r.store, main);
     until("the result", || announcements(&r.store, main).len() == 1).await;
     // Archived: the live row is gone, the archive holds it, closed.
     until("the child archived", || {

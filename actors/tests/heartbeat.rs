@@ -73,12 +73,7 @@ impl Rig {
             headers: Vec::new(),
             models: ["mock-model", "cheap-model"]
                 .iter()
-                .map(|m| ModelSpec {
-                    id: (*m).into(),
-                    name: None,
-                    context_window: None,
-                    max_tokens: None,
-                })
+                .map(|m| ModelSpec::with_id(m))
                 .collect(),
             source: "test".into(),
         };

@@ -38,15 +38,7 @@ async fn setup(
         base_url: llm.base_url(MockApi::OpenAi),
         keys: keys.iter().map(|k| k.to_string()).collect(),
         headers: Vec::new(),
-        models: models
-            .iter()
-            .map(|m| ModelSpec {
-                id: m.to_string(),
-                name: None,
-                context_window: None,
-                max_tokens: None,
-            })
-            .collect(),
+        models: models.iter().map(|m| ModelSpec::with_id(m)).collect(),
         source: "test".into(),
     };
     let mut spec = AgentSpec::new("main", dir.path());

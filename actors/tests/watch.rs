@@ -57,12 +57,7 @@ impl Rig {
             base_url: llm.base_url(MockApi::OpenAi),
             keys: vec!["k".into()],
             headers: Vec::new(),
-            models: vec![ModelSpec {
-                id: "mock-model".into(),
-                name: None,
-                context_window: None,
-                max_tokens: None,
-            }],
+            models: vec![ModelSpec::with_id("mock-model")],
             source: "test".into(),
         };
         let mut spec = AgentSpec::new("main", &workspace);

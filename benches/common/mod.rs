@@ -68,12 +68,7 @@ pub fn mock_runtime(
         base_url: llm.base_url(MockApi::OpenAi),
         keys: vec!["k".into()],
         headers: Vec::new(),
-        models: vec![ModelSpec {
-            id: "mock-model".into(),
-            name: None,
-            context_window: None,
-            max_tokens: None,
-        }],
+        models: vec![ModelSpec::with_id("mock-model")],
         source: "bench".into(),
     };
     AgentRuntime::new(

@@ -46,6 +46,18 @@ pub struct ModelSpec {
     pub max_tokens: Option<u32>,
 }
 
+impl ModelSpec {
+    /// A model known by its id alone (no display name; window and output limits default).
+    pub fn with_id(id: &str) -> Self {
+        ModelSpec {
+            id: id.to_owned(),
+            name: None,
+            context_window: None,
+            max_tokens: None,
+        }
+    }
+}
+
 /// One provider with its keys (auth profiles `<id>:0`, `<id>:1`, ...).
 #[derive(Clone, PartialEq)]
 pub struct ProviderSpec {
@@ -484,12 +496,7 @@ pub fn resolve(
                     base_url: base.to_owned(),
                     keys: vec![key],
                     headers: Vec::new(),
-                    models: vec![ModelSpec {
-                        id: model.to_owned(),
-                        name: None,
-                        context_window: None,
-                        max_tokens: None,
-                    }],
+                    models: vec![ModelSpec::with_id(model)],
                     source,
                 },
             );
