@@ -13,22 +13,23 @@ use std::time::Duration;
 
 use pincer_actors::agent;
 use pincer_actors::agent::actor::AgentDirectory;
-use pincer_actors::agent::config::{AgentSpec, ExecPolicy, ModelRef, ModelSpec, ProviderSpec};
+use pincer_actors::agent::config::{AgentSpec, ExecPolicy, ModelRef};
 use pincer_actors::agent::failover::Cooldowns;
-use pincer_actors::agent::model::Api;
 use pincer_actors::agent::run::{AgentRuntime, Approvals, EventSink};
 use pincer_actors::audit::AuditFilter;
 use pincer_actors::gateway::Metrics;
 use pincer_actors::session::lifecycle::Phase;
 use pincer_actors::session::{
-    Entry, RunSummary, SessionMeta, SessionsActor, SessionsArgs, SessionsMsg, TurnOptions,
+    Entry, SessionMeta, SessionsActor, SessionsArgs, SessionsMsg, TurnOptions,
 };
 use pincer_actors::store::Store;
-use pincer_mockllm::{Fault, MockApi, MockLlm, Reply, Step};
+use pincer_mockllm::{Fault, MockLlm, Reply, Step};
 use pincer_supervision::fault::{Fault as Crash, FaultHandle};
-use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use serde_json::{Value, json};
+
+mod rig;
+use rig::{mock_provider, send, sessions_args, turn, wait};
 
 struct Rig {
     llm: MockLlm,
@@ -38,21 +39,6 @@ struct Rig {
     faults: FaultHandle,
     agents: AgentDirectory,
     dir: tempfile::TempDir,
-}
-
-fn provider(llm: &MockLlm) -> ProviderSpec {
-    ProviderSpec {
-        id: "mock".into(),
-        api: Api::OpenAiCompletions,
-        base_url: llm.base_url(MockApi::OpenAi),
-        keys: vec!["k".into()],
-        headers: Vec::new(),
-        models: ["p", "a", "b", "c"]
-            .iter()
-            .map(|m| ModelSpec::with_id(m))
-            .collect(),
-        source: "test".into(),
-    }
 }
 
 fn agents(llm: &MockLlm, dir: &std::path::Path, tweak: &dyn Fn(&mut AgentSpec)) -> AgentDirectory {
@@ -79,7 +65,7 @@ fn agents(llm: &MockLlm, dir: &std::path::Path, tweak: &dyn Fn(&mut AgentSpec)) 
         tweak(&mut spec);
         let mut rt = AgentRuntime::new(
             spec,
-            BTreeMap::from([("mock".to_owned(), provider(llm))]),
+            BTreeMap::from([("mock".to_owned(), mock_provider(llm, &["p", "a", "b", "c"]))]),
             ExecPolicy {
                 ask: "off".into(),
                 ..ExecPolicy::default()
@@ -104,15 +90,9 @@ async fn spawn_sessions(
         None,
         SessionsActor,
         SessionsArgs {
-            store: store.clone(),
-            agents: agents.clone(),
-            default_agent: "main".into(),
-            main_key: "main".into(),
-            events: Arc::new(|_: &str, _: Value| {}),
             faults: faults.clone(),
             collect: false,
-            reset: Default::default(),
-            deliver: None,
+            ..sessions_args(store, agents, Arc::new(|_: &str, _: Value| {}))
         },
     )
     .await
@@ -138,53 +118,6 @@ async fn rig(tweak: &dyn Fn(&mut AgentSpec)) -> Rig {
         agents,
         dir,
     }
-}
-
-async fn send(s: &ActorRef<SessionsMsg>, key: &str, text: &str, opts: TurnOptions) -> String {
-    let sent = s
-        .call(
-            |reply| SessionsMsg::Send {
-                key: key.to_owned(),
-                text: text.into(),
-                thinking: None,
-                stream: None,
-                compact: false,
-                mode: None,
-                origin: None,
-                opts,
-                reply,
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let CallResult::Success(Ok((run_id, _))) = sent else {
-        panic!("{sent:?}")
-    };
-    run_id
-}
-
-async fn wait(s: &ActorRef<SessionsMsg>, key: &str, run_id: &str) -> RunSummary {
-    match s
-        .call(
-            |reply| SessionsMsg::Wait {
-                key: key.to_owned(),
-                run_id: run_id.to_owned(),
-                reply,
-            },
-            Some(Duration::from_secs(60)),
-        )
-        .await
-        .unwrap()
-    {
-        CallResult::Success(summary) => summary,
-        other => panic!("{other:?}"),
-    }
-}
-
-async fn turn(s: &ActorRef<SessionsMsg>, key: &str, text: &str) -> RunSummary {
-    let run_id = send(s, key, text, TurnOptions::default()).await;
-    wait(s, key, &run_id).await
 }
 
 fn transcript(store: &Store, key: &str) -> Vec<Entry> {

@@ -13,9 +13,8 @@ use std::time::Duration;
 
 use pincer_actors::agent;
 use pincer_actors::agent::actor::AgentDirectory;
-use pincer_actors::agent::config::{AgentSpec, ExecPolicy, ModelRef, ModelSpec, ProviderSpec};
+use pincer_actors::agent::config::{AgentSpec, ExecPolicy, ModelRef};
 use pincer_actors::agent::failover::Cooldowns;
-use pincer_actors::agent::model::Api;
 use pincer_actors::agent::run::{AgentRuntime, Approvals, EventSink};
 use pincer_actors::channels::actor::ChannelDirectory;
 use pincer_actors::channels::{ChannelOrigin, OutboxRow};
@@ -25,14 +24,15 @@ use pincer_actors::schedule::heartbeat::{
     HeartbeatMsg, HeartbeatStatus, SystemEvents, TokioClock,
 };
 use pincer_actors::schedule::heartbeat_config::{self, AgentHeartbeat};
-use pincer_actors::session::{SessionsActor, SessionsArgs, SessionsMsg};
+use pincer_actors::session::{SessionsActor, SessionsMsg};
 use pincer_actors::store::Store;
-use pincer_mockllm::{MockApi, MockLlm, RecordedRequest, Reply, Step};
-use pincer_supervision::fault::FaultHandle;
+use pincer_mockllm::{MockLlm, RecordedRequest, Reply, Step};
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+mod rig;
 
 /// 2024-01-01T12:00:00Z.
 const EPOCH_MS: u64 = 1_704_110_400_000;
@@ -65,18 +65,7 @@ impl Rig {
         std::fs::create_dir_all(&workspace).unwrap();
         std::fs::write(workspace.join("HEARTBEAT.md"), "").unwrap();
         let store = Store::open(&dir.path().join("state.redb")).unwrap();
-        let provider = ProviderSpec {
-            id: "mock".into(),
-            api: Api::OpenAiCompletions,
-            base_url: llm.base_url(MockApi::OpenAi),
-            keys: vec!["k".into()],
-            headers: Vec::new(),
-            models: ["mock-model", "cheap-model"]
-                .iter()
-                .map(|m| ModelSpec::with_id(m))
-                .collect(),
-            source: "test".into(),
-        };
+        let provider = rig::mock_provider(&llm, &["mock-model", "cheap-model"]);
         let mut spec = AgentSpec::new("main", &workspace);
         spec.models = vec![ModelRef::parse("mock/mock-model").unwrap()];
         let quiet: EventSink = Arc::new(|_: &str, _: Value| {});
@@ -93,17 +82,7 @@ impl Rig {
         let (sessions, _) = ractor::Actor::spawn(
             None,
             SessionsActor,
-            SessionsArgs {
-                store: store.clone(),
-                agents: directory,
-                default_agent: "main".into(),
-                main_key: "main".into(),
-                events: quiet,
-                faults: FaultHandle::new(),
-                collect: true,
-                reset: Default::default(),
-                deliver: None,
-            },
+            rig::sessions_args(&store, &directory, quiet),
         )
         .await
         .unwrap();

@@ -13,14 +13,14 @@ use pincer_actors::agent::failover::Cooldowns;
 use pincer_actors::agent::run::{AgentRuntime, Approvals, EventSink};
 use pincer_actors::gateway::Metrics;
 use pincer_actors::session::lifecycle::{Phase, Transition};
-use pincer_actors::session::{
-    Entry, IDLE_PAUSE, RunSummary, SessionMeta, SessionsActor, SessionsArgs, SessionsMsg,
-};
+use pincer_actors::session::{Entry, IDLE_PAUSE, SessionMeta, SessionsActor, SessionsMsg};
 use pincer_actors::store::Store;
-use pincer_supervision::fault::FaultHandle;
 use ractor::Actor;
 use ractor::rpc::CallResult;
 use serde_json::Value;
+
+mod rig;
+use rig::turn;
 
 fn runtime(workspace: &std::path::Path, events: EventSink) -> AgentRuntime {
     // No model: a turn ends at once with the how-to-configure message.
@@ -117,60 +117,11 @@ async fn start(
     let (sessions, handle) = Actor::spawn(
         None,
         SessionsActor,
-        SessionsArgs {
-            store: store.clone(),
-            agents,
-            default_agent: "main".into(),
-            main_key: "main".into(),
-            events,
-            faults: FaultHandle::new(),
-            collect: true,
-            reset: Default::default(),
-            deliver: None,
-        },
+        rig::sessions_args(store, &agents, events),
     )
     .await
     .unwrap();
     (sessions, handle, seen)
-}
-
-/// Sends a message and waits for its answer.
-async fn turn(s: &ractor::ActorRef<SessionsMsg>, key: &str, text: &str) -> RunSummary {
-    let sent = s
-        .call(
-            |reply| SessionsMsg::Send {
-                key: key.to_owned(),
-                text: text.into(),
-                thinking: None,
-                stream: None,
-                compact: false,
-                mode: None,
-                origin: None,
-                opts: Default::default(),
-                reply,
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let CallResult::Success(Ok((run_id, _))) = sent else {
-        panic!("{sent:?}")
-    };
-    match s
-        .call(
-            |reply| SessionsMsg::Wait {
-                key: key.to_owned(),
-                run_id,
-                reply,
-            },
-            None,
-        )
-        .await
-        .unwrap()
-    {
-        CallResult::Success(summary) => summary,
-        other => panic!("{other:?}"),
-    }
 }
 
 fn phases(store: &Store, key: &str) -> Vec<String> {

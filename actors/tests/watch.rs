@@ -11,23 +11,23 @@ use std::time::Duration;
 
 use pincer_actors::agent;
 use pincer_actors::agent::actor::AgentDirectory;
-use pincer_actors::agent::config::{AgentSpec, ExecPolicy, ModelRef, ModelSpec, ProviderSpec};
+use pincer_actors::agent::config::{AgentSpec, ExecPolicy, ModelRef};
 use pincer_actors::agent::failover::Cooldowns;
-use pincer_actors::agent::model::Api;
 use pincer_actors::agent::run::{AgentRuntime, Approvals, EventSink};
 use pincer_actors::gateway::Metrics;
 use pincer_actors::schedule::watch::{
     ReloadSource, TriggerStatus, WatchActor, WatchArgs, WatchMsg,
 };
 use pincer_actors::schedule::watch_config::{self, TriggerSpec};
-use pincer_actors::session::{SessionsActor, SessionsArgs, SessionsMsg};
+use pincer_actors::session::{SessionsActor, SessionsMsg};
 use pincer_actors::store::Store;
-use pincer_mockllm::{MockApi, MockLlm, RecordedRequest, Step};
-use pincer_supervision::fault::FaultHandle;
+use pincer_mockllm::{MockLlm, RecordedRequest, Step};
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+mod rig;
 
 const WAIT: Duration = Duration::from_secs(10);
 /// Long enough for a second (unwanted) turn to have started after a quiet period.
@@ -51,15 +51,7 @@ impl Rig {
         let workspace = dir.path().join("workspace");
         std::fs::create_dir_all(&workspace).unwrap();
         let store = Store::open(&dir.path().join("state.redb")).unwrap();
-        let provider = ProviderSpec {
-            id: "mock".into(),
-            api: Api::OpenAiCompletions,
-            base_url: llm.base_url(MockApi::OpenAi),
-            keys: vec!["k".into()],
-            headers: Vec::new(),
-            models: vec![ModelSpec::with_id("mock-model")],
-            source: "test".into(),
-        };
+        let provider = rig::mock_provider(&llm, &["mock-model"]);
         let mut spec = AgentSpec::new("main", &workspace);
         spec.models = vec![ModelRef::parse("mock/mock-model").unwrap()];
         let (tx, finished) = mpsc::unbounded_channel();
@@ -82,17 +74,7 @@ impl Rig {
         let (sessions, _) = ractor::Actor::spawn(
             None,
             SessionsActor,
-            SessionsArgs {
-                store,
-                agents: directory,
-                default_agent: "main".into(),
-                main_key: "main".into(),
-                events,
-                faults: FaultHandle::new(),
-                collect: true,
-                reset: Default::default(),
-                deliver: None,
-            },
+            rig::sessions_args(&store, &directory, events),
         )
         .await
         .unwrap();
