@@ -8,6 +8,14 @@ use pincer::{
     onboard, sandbox_cmd,
 };
 
+/// jemalloc rather than glibc's malloc: the gateway allocates and frees small buffers on
+/// one worker and hands them to another all day, which glibc's arenas handle poorly
+/// (about a third of the CPU of a message flood went to malloc/free). Measured in
+/// docs/PERFORMANCE.md ("Allocator"); why this crate, in docs/dependencies.md.
+#[cfg(unix)]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let globals = Globals {

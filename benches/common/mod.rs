@@ -13,6 +13,11 @@ use pincer_actors::agent::run::{AgentRuntime, Approvals};
 use pincer_actors::gateway::Metrics;
 use pincer_mockllm::{MockApi, MockLlm};
 
+/// The daemon's allocator (src/main.rs), so the figures are the daemon's.
+#[cfg(unix)]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The number after `name` on the command line, or `default`.
 pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
