@@ -295,7 +295,7 @@ fn bad_request(api: MockApi, message: &str) -> Response {
 }
 
 /// What the real API says before looking at the model: a 400 for a body it cannot use.
-fn rejection(call: &Call, body: Option<&Value>) -> Option<Response> {
+fn rejection(call: &Call, body: Option<&wire::Request>) -> Option<Response> {
     let api = call.api;
     let Some(body) = body else {
         let message = match api {
@@ -305,7 +305,7 @@ fn rejection(call: &Call, body: Option<&Value>) -> Option<Response> {
         };
         return Some(bad_request(api, message));
     };
-    let missing = |field: &str| body.get(field).is_none_or(Value::is_null);
+    let missing = |field: &str| body.missing(field);
     let message = match api {
         MockApi::OpenAi if missing("model") => "you must provide a model parameter".to_owned(),
         MockApi::OpenAi if missing("messages") => {
@@ -327,27 +327,15 @@ fn rejection(call: &Call, body: Option<&Value>) -> Option<Response> {
 }
 
 async fn generate(sh: Arc<Shared>, conn: Conn, call: Call, raw: Bytes) -> Response {
-    let parsed: Option<Value> = serde_json::from_slice::<Value>(&raw)
-        .ok()
-        .filter(Value::is_object);
+    let parsed = wire::Request::parse(&raw);
     let model = call
         .path_model
         .clone()
-        .or_else(|| {
-            parsed
-                .as_ref()
-                .and_then(|b| b.get("model"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
+        .or_else(|| parsed.as_ref().and_then(|b| b.model()).map(str::to_owned))
         .unwrap_or_default();
     let stream = match call.api {
         MockApi::Gemini => call.gemini_stream.is_some(),
-        _ => parsed
-            .as_ref()
-            .and_then(|b| b.get("stream"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        _ => parsed.as_ref().is_some_and(wire::Request::stream),
     };
     tracing::debug!(api = ?call.api, path = %call.path, %model, stream, "mock llm request");
     sh.record(|| RecordedRequest {
@@ -356,8 +344,9 @@ async fn generate(sh: Arc<Shared>, conn: Conn, call: Call, raw: Bytes) -> Respon
         model: model.clone(),
         api_key: call.api_key.clone(),
         headers: header_list(&call.headers),
-        body: parsed
-            .clone()
+        body: serde_json::from_slice::<Value>(&raw)
+            .ok()
+            .filter(Value::is_object)
             .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&raw).into_owned())),
         stream,
     });
@@ -365,7 +354,7 @@ async fn generate(sh: Arc<Shared>, conn: Conn, call: Call, raw: Bytes) -> Respon
         return resp;
     }
     let body = parsed.unwrap_or_default();
-    let default_reply = || Reply::text(format!("mock reply to: {}", wire::last_user_text(&body)));
+    let default_reply = || Reply::text(format!("mock reply to: {}", body.last_user_text()));
     let action = match sh.take(&model, call.api_key.as_deref()) {
         Some(step) => step.action,
         None => Action::Reply(default_reply()),
@@ -375,10 +364,7 @@ async fn generate(sh: Arc<Shared>, conn: Conn, call: Call, raw: Bytes) -> Respon
         model: &model,
         stream,
         framing: call.gemini_stream.unwrap_or(Framing::Sse),
-        include_usage: body
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        include_usage: body.include_usage(),
         request_bytes: raw.len(),
     };
     let mut shutdown = sh.shutdown.subscribe();

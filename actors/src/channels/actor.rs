@@ -42,7 +42,7 @@ use crate::gateway::now_ms;
 use crate::session::keys::{self, DmScope, Origin, PeerKind};
 use crate::session::methods::SessionsLookup;
 use crate::session::{SendItem, SessionMeta, SessionsMsg};
-use crate::store::Store;
+use crate::store::{Queued, Store};
 
 /// Why a send did not go through.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -738,6 +738,12 @@ impl Actor for ChannelActor {
             rx,
             stop_rx,
         )));
+        // Delivery records of an earlier run of this account may still be queued for
+        // the disk (an actor that crashed did not wait for them): read the pending rows
+        // after they are written, or a reply sent then would go out again.
+        if let Err(e) = args.ctx.store.sync().wait().await {
+            warn!(channel = %key, error = %e, "the store did not confirm earlier delivery records");
+        }
         if let Ok(rows) = pending_rows(&args.ctx.store, &key) {
             for id in rows {
                 let _ = tx.send(id);
@@ -901,7 +907,9 @@ async fn send_loop(
     mut ids: mpsc::UnboundedReceiver<u64>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut records = Records::default();
     loop {
+        records.reap(&key);
         // A stop is looked at between replies, never in the middle of one.
         let id = tokio::select! {
             biased;
@@ -922,7 +930,41 @@ async fn send_loop(
         if row.status != DeliveryStatus::Pending {
             continue;
         }
-        deliver(&ctx, &key, adapter.as_ref(), &drafts, id, row).await;
+        deliver(&ctx, &key, adapter.as_ref(), &drafts, &mut records, id, row).await;
+    }
+    records.settle(&key).await;
+}
+
+/// An account's delivery records on their way to the disk: each joins the next shared
+/// commit (`Store::outbox_update`) and is not waited for one by one (the send loop would
+/// wait for an fsync per reply). Failures are logged as they are seen; a stopping loop
+/// waits for all of them, so a clean stop leaves no sent reply recorded as pending.
+#[derive(Default)]
+struct Records(Vec<(u64, Queued)>);
+
+impl Records {
+    fn push(&mut self, id: u64, q: Queued) {
+        self.0.push((id, q));
+    }
+
+    /// Forgets the records that reached the disk; logs the ones that failed.
+    fn reap(&mut self, key: &str) {
+        self.0.retain_mut(|(id, q)| match q.outcome() {
+            None => true,
+            Some(Ok(())) => false,
+            Some(Err(e)) => {
+                warn!(channel = %key, outbox = *id, error = %e, "cannot record a delivery");
+                false
+            }
+        });
+    }
+
+    async fn settle(&mut self, key: &str) {
+        for (id, q) in self.0.drain(..) {
+            if let Err(e) = q.wait().await {
+                warn!(channel = %key, outbox = id, error = %e, "cannot record a delivery");
+            }
+        }
     }
 }
 
@@ -934,6 +976,7 @@ async fn deliver(
     key: &str,
     adapter: &dyn Adapter,
     drafts: &Drafts,
+    records: &mut Records,
     id: u64,
     mut row: OutboxRow,
 ) {
@@ -952,9 +995,7 @@ async fn deliver(
             Ok(()) => {
                 row.sent.push(draft.message_id.clone());
                 sent_one(ctx, key);
-                if let Err(e) = ctx.store.outbox_update(id, &row) {
-                    warn!(channel = %key, outbox = id, error = %e, "cannot record a sent chunk");
-                }
+                records.push(id, ctx.store.outbox_update(id, &row));
             }
             Err(e) => {
                 warn!(channel = %key, outbox = id, error = %e, "the reply's draft could not be replaced; sending the reply as new messages");
@@ -970,10 +1011,8 @@ async fn deliver(
             Ok(msg_id) => {
                 row.sent.push(msg_id);
                 sent_one(ctx, key);
-                if row.sent.len() < chunks.len()
-                    && let Err(e) = ctx.store.outbox_update(id, &row)
-                {
-                    warn!(channel = %key, outbox = id, error = %e, "cannot record a sent chunk");
+                if row.sent.len() < chunks.len() {
+                    records.push(id, ctx.store.outbox_update(id, &row));
                 }
             }
             Err(e) => {
@@ -985,9 +1024,7 @@ async fn deliver(
                     s.failed += 1;
                     s.last_error = Some(format!("delivery failed: {e}"));
                 });
-                if let Err(e) = ctx.store.outbox_update(id, &row) {
-                    warn!(channel = %key, outbox = id, error = %e, "cannot record a failed delivery");
-                }
+                records.push(id, ctx.store.outbox_update(id, &row));
                 if draft.is_some() {
                     drafts.forget(&row.run_id);
                 }
@@ -997,9 +1034,7 @@ async fn deliver(
     }
     row.status = DeliveryStatus::Sent;
     row.done_ms = Some(now_ms());
-    if let Err(e) = ctx.store.outbox_update(id, &row) {
-        warn!(channel = %key, outbox = id, error = %e, "cannot record a delivery");
-    }
+    records.push(id, ctx.store.outbox_update(id, &row));
     if draft.is_some() {
         drafts.forget(&row.run_id);
     }

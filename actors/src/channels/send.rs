@@ -466,7 +466,11 @@ mod tests {
         let mut sent = row.clone();
         sent.status = DeliveryStatus::Sent;
         sent.sent = vec!["5/1".into(), "5/2".into()];
-        store.outbox_update(out.outbox_id, &sent).unwrap();
+        store
+            .outbox_update(out.outbox_id, &sent)
+            .wait()
+            .await
+            .unwrap();
         let t = tokio::time::Instant::now();
         let waited = wait(&store, out, Duration::from_secs(2)).await;
         assert_eq!(waited.status, DeliveryStatus::Sent);

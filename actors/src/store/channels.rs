@@ -13,6 +13,34 @@ use serde::de::DeserializeOwned;
 
 use super::{Store, StoreError};
 
+/// A write queued for the next shared durable commit ([`Store::outbox_update`]).
+#[must_use = "the write happens anyway; wait for it, or say why not by dropping it"]
+pub struct Queued(tokio::sync::oneshot::Receiver<Result<(), String>>);
+
+impl Queued {
+    /// Resolves once the write is on disk (or failed).
+    pub async fn wait(self) -> Result<(), StoreError> {
+        match self.0.await {
+            Ok(r) => r.map_err(StoreError::Io),
+            Err(_) => Err(StoreError::Io(
+                "the write was dropped (the store is closing)".into(),
+            )),
+        }
+    }
+
+    /// The outcome if the commit has been made, without waiting.
+    pub fn outcome(&mut self) -> Option<Result<(), StoreError>> {
+        use tokio::sync::oneshot::error::TryRecvError;
+        match self.0.try_recv() {
+            Ok(r) => Some(r.map_err(StoreError::Io)),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Closed) => Some(Err(StoreError::Io(
+                "the write was dropped (the store is closing)".into(),
+            ))),
+        }
+    }
+}
+
 /// `channel_seen`: (account key `channel:account`, platform message id) -> taken in at (ms).
 pub(super) const SEEN: TableDefinition<(&str, &str), u64> = TableDefinition::new("channel_seen");
 /// `outbox`: id -> a reply for a chat and what became of it (JSON).
@@ -104,25 +132,24 @@ impl Store {
         Ok(ids[0])
     }
 
-    /// Rewrites an outbox row (its delivery state changed). Not durable by itself: a
-    /// shared durable commit is asked for and not waited on (see `sync.rs`), so a busy
-    /// account does not pay one fsync per reply; only a crash within that commit's few
-    /// milliseconds could make a reply go out again.
-    pub fn outbox_update<T: Serialize>(&self, id: u64, row: &T) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write().map_err(|e| self.err(e.into()))?;
-        tx.set_durability(redb::Durability::None)
-            .map_err(|e| self.err(e.into()))?;
-        {
-            let mut t = tx.open_table(OUTBOX).map_err(|e| self.err(e.into()))?;
-            t.insert(
-                id,
-                serde_json::to_vec(row).expect("rows serialise").as_slice(),
-            )
-            .map_err(|e| self.err(e.into()))?;
-        }
-        tx.commit().map_err(|e| self.err(e.into()))?;
-        drop(self.sync());
-        Ok(())
+    /// Rewrites an outbox row (its delivery state changed) in the next shared durable
+    /// commit (see `sync.rs`): queued at once and written whether or not the returned
+    /// [`Queued`] is waited for, so a busy account pays no commit of its own per reply
+    /// (its records join the turns' commits). Readers see the new row once that commit is
+    /// made, a few milliseconds later: whoever re-reads the pending rows (an account
+    /// starting) first waits for [`sync`](Store::sync), which follows every write queued
+    /// before it.
+    pub fn outbox_update<T: Serialize>(&self, id: u64, row: &T) -> Queued {
+        let bytes = serde_json::to_vec(row).expect("rows serialise");
+        let path = self.path.display().to_string();
+        Queued(self.syncer.write(move |tx| {
+            let mut t = tx
+                .open_table(OUTBOX)
+                .map_err(|e| format!("store {path}: {e}"))?;
+            t.insert(id, bytes.as_slice())
+                .map_err(|e| format!("store {path}: {e}"))?;
+            Ok(())
+        }))
     }
 
     /// Outbox rows with ids from `from` on, oldest first (at most `limit`).
@@ -236,5 +263,46 @@ impl Store {
             .map_err(|e| self.err(e.into()))?;
         }
         tx.commit().map_err(|e| self.err(e.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_delivery_records_are_in_place_once_a_later_sync_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let ids: Vec<u64> = (0..50)
+            .map(|i| store.outbox_push(&serde_json::json!({"n": i, "status": "pending"})))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // Many records, none waited for (what a send loop does), then one sync: what an
+        // account starting does before it reads the pending rows.
+        let queued: Vec<Queued> = ids
+            .iter()
+            .map(|id| store.outbox_update(*id, &serde_json::json!({"n": id, "status": "sent"})))
+            .collect();
+        store.sync().wait().await.unwrap();
+        let rows: Vec<(u64, serde_json::Value)> = store.outbox(0, usize::MAX).unwrap();
+        assert_eq!(rows.len(), 50);
+        assert!(
+            rows.iter().all(|(_, r)| r["status"] == "sent"),
+            "every record queued before the sync is written: {rows:?}"
+        );
+        for mut q in queued {
+            assert!(matches!(q.outcome(), Some(Ok(()))));
+        }
+        // A record waited for is durable: the store reopened has it.
+        store
+            .outbox_update(ids[0], &serde_json::json!({"n": 0, "status": "failed"}))
+            .wait()
+            .await
+            .unwrap();
+        drop(store);
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let row: serde_json::Value = store.outbox_row(ids[0]).unwrap().unwrap();
+        assert_eq!(row["status"], "failed");
     }
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
+pub use channels::Queued;
 pub use lock::GatewayLock;
 pub use sync::Durable;
 

@@ -4,6 +4,9 @@
 pub(crate) mod anthropic;
 pub(crate) mod gemini;
 pub(crate) mod openai;
+mod request;
+
+pub(crate) use request::Request;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -84,40 +87,6 @@ pub(crate) fn truncated_body(body: &Value) -> Bytes {
     Bytes::from(half)
 }
 
-/// The text of the last user message that has any, from OpenAI/Anthropic `messages` or
-/// Gemini `contents`; text parts of one message are joined with newlines.
-pub(crate) fn last_user_text(body: &Value) -> String {
-    let (list, role) = match (body.get("messages"), body.get("contents")) {
-        (Some(Value::Array(m)), _) => (m, "user"),
-        (_, Some(Value::Array(c))) => (c, "user"),
-        _ => return String::new(),
-    };
-    list.iter()
-        .rev()
-        .filter(|m| m.get("role").and_then(Value::as_str).unwrap_or("user") == role)
-        .map(message_text)
-        .find(|t| !t.is_empty())
-        .unwrap_or_default()
-}
-
-fn message_text(m: &Value) -> String {
-    let parts = match (m.get("content"), m.get("parts")) {
-        (Some(Value::String(s)), _) => return s.clone(),
-        (Some(Value::Array(p)), _) | (_, Some(Value::Array(p))) => p,
-        _ => return String::new(),
-    };
-    parts
-        .iter()
-        .filter(|p| {
-            p.get("type")
-                .and_then(Value::as_str)
-                .is_none_or(|t| t == "text")
-        })
-        .filter_map(|p| p.get("text").and_then(Value::as_str))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Seconds since the epoch, for OpenAI's `created`.
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -136,27 +105,6 @@ mod tests {
         assert_eq!(chunks("héllo", 2), ["hé", "ll", "o"]);
         assert_eq!(chunks("abc", 0), ["abc"]);
         assert!(chunks("", 4).is_empty());
-    }
-
-    #[test]
-    fn last_user_text_reads_every_api_shape() {
-        let openai = json!({"messages": [
-            {"role": "system", "content": "sys"},
-            {"role": "user", "content": "first"},
-            {"role": "assistant", "content": "a"},
-            {"role": "user", "content": [{"type": "text", "text": "second"}, {"type": "image_url", "image_url": {}}]},
-        ]});
-        assert_eq!(last_user_text(&openai), "second");
-        let anthropic = json!({"messages": [
-            {"role": "user", "content": "question"},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "n", "input": {}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "r"}]},
-        ]});
-        assert_eq!(last_user_text(&anthropic), "question");
-        let gemini =
-            json!({"contents": [{"role": "user", "parts": [{"text": "a"}, {"text": "b"}]}]});
-        assert_eq!(last_user_text(&gemini), "a\nb");
-        assert_eq!(last_user_text(&json!({})), "");
     }
 
     #[test]
