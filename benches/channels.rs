@@ -7,7 +7,9 @@
 //! local mock LLM at zero delay and its reply goes out through the outbox, which shares
 //! the machine with the inbound path while it is measured.
 //!
-//! `cargo bench --bench channels -- [--messages N] [--chats N] [--latency N]`
+//! `cargo bench --bench channels -- [--messages N] [--chats N] [--latency N] [--concurrent N]`
+//! (`--concurrent`: the agent's `maxConcurrent`, turns at once; 64 unless given, the
+//! shipped default is 4).
 //! Set `PINCER_BENCH_DIR` to put the store elsewhere (default: a temp dir on /tmp).
 
 mod common;
@@ -40,12 +42,16 @@ fn main() {
         let messages: usize = arg("--messages", 20_000);
         let chats: usize = arg("--chats", 500usize).max(1);
         let latency_n: usize = arg("--latency", 200);
+        let concurrent: usize = arg("--concurrent", 64usize).max(1);
         let base = std::env::var_os("PINCER_BENCH_DIR").map(std::path::PathBuf::from);
         let dir = match &base {
             Some(b) => tempfile::tempdir_in(b).unwrap(),
             None => tempfile::tempdir().unwrap(),
         };
-        println!("store in {}", dir.path().display());
+        println!(
+            "store in {}; {concurrent} turns at once (maxConcurrent)",
+            dir.path().display()
+        );
         let llm = MockLlm::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
         // The mock shares the cores: it keeps no copy of each request.
         llm.set_recording(false);
@@ -53,7 +59,7 @@ fn main() {
         let store = Store::open(&dir.path().join("state.redb")).unwrap();
         let agents =
             pincer_actors::agent::actor::AgentDirectory::new([Arc::new(mock_runtime(&llm, "main", dir.path(), true, |s| {
-                s.max_concurrent = 64
+                s.max_concurrent = concurrent
             }))]);
         pincer_actors::agent::actor::spawn_all(&agents).await;
         let directory = ChannelDirectory::new();

@@ -47,6 +47,9 @@ pub(crate) struct State {
     next_message_id: HashMap<i64, i64>,
     next_update_id: i64,
     queue: VecDeque<Value>,
+    /// Whether `queue` is in update-id order (it is unless a test queued an update with an
+    /// id of its own below one already queued): confirming is then popping from the front.
+    queue_sorted: bool,
     /// The kinds getUpdates delivers; `None` = the default set.
     allowed: Option<Vec<String>>,
     duplicate_next: bool,
@@ -80,6 +83,7 @@ impl State {
             next_message_id: HashMap::new(),
             next_update_id: FIRST_UPDATE_ID,
             queue: VecDeque::new(),
+            queue_sorted: true,
             allowed: None,
             duplicate_next: false,
             redeliver: None,
@@ -269,6 +273,14 @@ impl State {
             }
         };
         self.next_update_id = self.next_update_id.max(id + 1);
+        if self
+            .queue
+            .back()
+            .and_then(update_id)
+            .is_some_and(|last| last > id)
+        {
+            self.queue_sorted = false;
+        }
         self.queue.push_back(update);
         id
     }
@@ -292,13 +304,27 @@ impl State {
     /// with a lower id; a negative `-n` forgets all but the last `n`; 0 confirms nothing.
     pub(crate) fn confirm(&mut self, offset: i64) {
         if offset > 0 {
-            self.queue
-                .retain(|u| update_id(u).is_none_or(|id| id >= offset));
+            // Sorted (the usual case): only the front can go. A flood of queued updates
+            // is then not scanned whole at every poll.
+            while self
+                .queue
+                .front()
+                .is_some_and(|u| update_id(u).is_some_and(|id| id < offset))
+            {
+                self.queue.pop_front();
+            }
+            if !self.queue_sorted {
+                self.queue
+                    .retain(|u| update_id(u).is_none_or(|id| id >= offset));
+            }
         } else if offset < 0 {
             let keep = offset.unsigned_abs() as usize;
             while self.queue.len() > keep {
                 self.queue.pop_front();
             }
+        }
+        if self.queue.is_empty() {
+            self.queue_sorted = true;
         }
     }
 
@@ -318,23 +344,27 @@ impl State {
     }
 
     /// The updates a getUpdates answer carries now (at most `limit`), oldest first; those
-    /// of kinds not allowed are dropped on the way. Updates stay queued until confirmed.
+    /// of kinds not allowed are dropped on the way (the ones the answer reaches). Updates
+    /// stay queued until confirmed.
     pub(crate) fn batch(&mut self, limit: usize) -> Vec<Value> {
-        let allowed: Vec<bool> = self.queue.iter().map(|u| self.is_allowed(u)).collect();
-        let mut i = 0;
-        self.queue.retain(|_| {
-            i += 1;
-            allowed[i - 1]
-        });
         let mut out: Vec<Value> = Vec::new();
-        if let Some(again) = self.redeliver.take() {
+        if let Some(again) = self.redeliver.take()
+            && self.is_allowed(&again)
+        {
             let id = update_id(&again);
             if !self.queue.iter().any(|u| update_id(u) == id) {
                 out.push(again);
             }
         }
-        let room = limit.saturating_sub(out.len());
-        out.extend(self.queue.iter().take(room).cloned());
+        let mut i = 0;
+        while out.len() < limit && i < self.queue.len() {
+            if self.is_allowed(&self.queue[i]) {
+                out.push(self.queue[i].clone());
+                i += 1;
+            } else {
+                self.queue.remove(i);
+            }
+        }
         if self.duplicate_next
             && let Some(first) = out.first()
         {
