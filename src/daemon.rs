@@ -96,6 +96,11 @@ async fn run_daemon(globals: &Globals, run: RunArgs) -> Result<(), (u8, String)>
     info!(%reason, "shutting down");
     let clean = tree.shutdown("gateway stopping").await;
 
+    // Writes still queued for the shared commit (delivery records of a send loop cut off
+    // by the stop timeout) reach the disk before the store closes.
+    if let Err(e) = store.sync().wait().await {
+        warn!(error = %e, "writes queued at the stop could not be committed");
+    }
     if let Err(e) = store.record_clean_shutdown(now_ms()) {
         warn!(error = %e, "could not record the clean stop in the store");
     }

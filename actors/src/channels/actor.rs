@@ -919,6 +919,10 @@ async fn send_loop(
                 None => break,
             },
         };
+        // The same id can come twice (listed as pending at the start and handed over by
+        // the session meanwhile): this loop's own records of it are on disk before the
+        // row is read again, or a reply just sent would look pending still.
+        records.wait_for(id, &key).await;
         let row: OutboxRow = match ctx.store.outbox_row(id) {
             Ok(Some(r)) => r,
             Ok(None) => continue,
@@ -957,6 +961,22 @@ impl Records {
                 false
             }
         });
+    }
+
+    /// Waits for the records of one reply.
+    async fn wait_for(&mut self, id: u64, key: &str) {
+        if !self.0.iter().any(|(i, _)| *i == id) {
+            return;
+        }
+        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|(i, _)| *i == id);
+        self.0 = others;
+        for (id, q) in mine {
+            if let Err(e) = q.wait().await {
+                warn!(channel = %key, outbox = id, error = %e, "cannot record a delivery");
+            }
+        }
     }
 
     async fn settle(&mut self, key: &str) {

@@ -344,8 +344,10 @@ impl State {
     }
 
     /// The updates a getUpdates answer carries now (at most `limit`), oldest first; those
-    /// of kinds not allowed are dropped on the way (the ones the answer reaches). Updates
-    /// stay queued until confirmed.
+    /// of kinds not allowed are dropped on the way, as far as the answer reaches (further
+    /// ones stay queued, and counted as pending, until a poll reaches them; a duplicate
+    /// set to come again is dropped too if its kind is no longer allowed). Updates stay
+    /// queued until confirmed.
     pub(crate) fn batch(&mut self, limit: usize) -> Vec<Value> {
         let mut out: Vec<Value> = Vec::new();
         if let Some(again) = self.redeliver.take()

@@ -57,6 +57,10 @@ pub(crate) struct Request {
 impl Request {
     /// `None` when the body is not a JSON object.
     pub(crate) fn parse(raw: &[u8]) -> Option<Request> {
+        // serde would also take an array of six values for the struct.
+        if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return None;
+        }
         match serde_json::from_slice::<Request>(raw) {
             Ok(r) => Some(r),
             // Valid JSON the single pass refuses (a key given twice): read it as a tree,
@@ -384,6 +388,8 @@ mod tests {
             .expect("valid JSON");
         assert_eq!(r.model(), Some("second"));
         assert!(Request::parse(b"[1, 2]").is_none());
+        assert!(Request::parse(br#"["m", true, 1, null, [], []]"#).is_none());
+        assert!(Request::parse(b" \n{}").is_some());
         assert!(Request::parse(b"\"text\"").is_none());
         assert!(Request::parse(b"{\"model\": ").is_none());
     }
