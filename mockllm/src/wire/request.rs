@@ -43,6 +43,28 @@ macro_rules! scalars_are {
     };
 }
 
+/// `Deserialize` for `$ty` through `$visitor`, which takes any JSON value.
+macro_rules! any_json {
+    ($ty:ty, $visitor:ident) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any($visitor)
+            }
+        }
+
+        struct $visitor;
+    };
+}
+
+/// A visitor's `expecting`, for visitors that take any JSON value.
+macro_rules! expects_any {
+    () => {
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+    };
+}
+
 /// A request body that is a JSON object, as far as the mock looks into it.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Request {
@@ -123,20 +145,11 @@ struct Turns {
     last_user_text: String,
 }
 
-impl<'de> Deserialize<'de> for Turns {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(TurnsVisitor)
-    }
-}
-
-struct TurnsVisitor;
+any_json!(Turns, TurnsVisitor);
 
 impl<'de> Visitor<'de> for TurnsVisitor {
     type Value = Turns;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
+    expects_any!();
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Turns, A::Error> {
         let mut out = Turns {
@@ -165,20 +178,11 @@ struct Turn {
     text: String,
 }
 
-impl<'de> Deserialize<'de> for Turn {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(TurnVisitor)
-    }
-}
-
-struct TurnVisitor;
+any_json!(Turn, TurnVisitor);
 
 impl<'de> Visitor<'de> for TurnVisitor {
     type Value = Turn;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
+    expects_any!();
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Turn, A::Error> {
         let (mut role, mut content, mut parts) = (None::<Value>, Text::Other, Text::Other);
@@ -228,20 +232,11 @@ enum Text {
     Other,
 }
 
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(TextVisitor)
-    }
-}
-
-struct TextVisitor;
+any_json!(Text, TextVisitor);
 
 impl<'de> Visitor<'de> for TextVisitor {
     type Value = Text;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
+    expects_any!();
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Text, E> {
         Ok(Text::Str(s.to_owned()))
@@ -274,20 +269,11 @@ impl<'de> Visitor<'de> for TextVisitor {
 /// `text` a string).
 struct Part(Option<String>);
 
-impl<'de> Deserialize<'de> for Part {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(PartVisitor)
-    }
-}
-
-struct PartVisitor;
+any_json!(Part, PartVisitor);
 
 impl<'de> Visitor<'de> for PartVisitor {
     type Value = Part;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
+    expects_any!();
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Part, A::Error> {
         let (mut kind, mut text) = (None::<Value>, None::<Value>);
